@@ -1,0 +1,137 @@
+"""The ``personalab`` command: pull models, serve them, run experiments, regenerate every figure."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from .registry import RegistryError, load_registry
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from .models import is_pulled
+
+    registry = load_registry()
+    for spec in registry.models.values():
+        state = ("pulled" if is_pulled(spec) else "not pulled") if spec.kind == "embedded" else spec.kind
+        default = " (default)" if spec.id == registry.default else ""
+        print(f"{spec.id:32s} {spec.kind:9s} {state:11s} {spec.display_name}{default}")
+    return 0
+
+
+def _cmd_models_pull(args: argparse.Namespace) -> int:
+    from .models import pull
+
+    for model_id in args.ids or [None]:
+        result = pull(model_id)
+        verb = "already pulled, nothing to do" if result.already_present else "pulled and converted"
+        print(f"{result.id}: {verb} -> {result.path} (GGUF sha256 {result.sha256})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with serve(args.id, extra_args=args.vllm_args) as endpoint:
+        print(f"Serving {endpoint.spec.id} at {endpoint.base_urls[0]} (OpenAI-compatible; Ctrl-C stops it).", flush=True)
+        print(f"Other runs attach to it automatically; or export PERSONALAB_ENDPOINT={endpoint.base_urls[0]}", flush=True)
+        stop.wait()
+    print("Server stopped.")
+    return 0
+
+
+def _parse_params(pairs: Sequence[str]) -> dict[str, object]:
+    import yaml
+
+    params: dict[str, object] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--param expects key=value, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_experiment
+
+    run_experiment(args.experiment, model_id=args.model, params=_parse_params(args.param),
+                   serve_model=not args.no_serve)
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from .pipeline import run_all
+
+    run_all(config_path=args.config, only=args.only)
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import GenerationCache
+
+    cache = GenerationCache()
+    print(f"{cache.path}: {cache.count()} generations")
+    for spec in load_registry().models.values():
+        n = cache.count(spec.id)
+        if n:
+            print(f"  {spec.id}: {n}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="personalab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list or pull the models of the registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="list known models and whether they are pulled").set_defaults(func=_cmd_models_list)
+    pull = models_sub.add_parser("pull", help="download, verify and convert embedded models (idempotent)")
+    pull.add_argument("ids", nargs="*", help="model ids (default: the registry's default model)")
+    pull.set_defaults(func=_cmd_models_pull)
+
+    serve = sub.add_parser("serve", help="serve a model with vLLM on 127.0.0.1 until Ctrl-C")
+    serve.add_argument("id", nargs="?", default=None, help="model id (default: the registry's default model)")
+    serve.add_argument("vllm_args", nargs=argparse.REMAINDER,
+                       help="extra vLLM arguments after --, e.g. -- --tensor-parallel-size 2")
+    serve.set_defaults(func=_cmd_serve)
+
+    run = sub.add_parser("run", help="execute one experiment notebook with papermill")
+    run.add_argument("experiment", help="experiment name (a notebook in experiments/)")
+    run.add_argument("--model", default=None, help="model id from the registry (default: the registry's default)")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a notebook parameter (YAML value), repeatable")
+    run.add_argument("--no-serve", action="store_true", help="do not start a server (the notebook only reads results)")
+    run.set_defaults(func=_cmd_run)
+
+    figures = sub.add_parser("figures", help="run every experiment listed in experiments/config.yaml")
+    figures.add_argument("--config", default=None, help="path of the run configuration")
+    figures.add_argument("--only", action="append", default=None, help="run only these experiments (repeatable)")
+    figures.set_defaults(func=_cmd_figures)
+
+    sub.add_parser("cache", help="show what the generation cache holds").set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``personalab`` console script."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "vllm_args", None) and args.vllm_args[:1] == ["--"]:
+        args.vllm_args = args.vllm_args[1:]
+    try:
+        return args.func(args)
+    except (RegistryError, ValueError) as err:
+        print(f"personalab: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        print(f"personalab: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

