@@ -24,7 +24,7 @@ from typing import Iterator
 
 import httpx
 
-from .models import checkpoint_dir, is_pulled
+from .models import checkpoint_dir, is_pulled, pull
 from .paths import data_dir, logs_dir
 from .registry import ModelSpec, get_model
 
@@ -297,6 +297,8 @@ def serve(model_id: str | None = None, *, extra_args: list[str] | None = None,
         print(f"Attached to the running server for {spec.id} at {running.base_urls[0]}.", flush=True)
         yield running
         return
+    if spec.kind == "embedded" and not is_pulled(spec):
+        pull(spec.id)
     server = VLLMServer(spec, extra_args=extra_args)
     previous = signal.getsignal(signal.SIGTERM)
 

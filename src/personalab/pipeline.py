@@ -1,0 +1,159 @@
+"""Run experiment notebooks with papermill and publish their outputs only when the whole notebook succeeded.
+
+Source notebooks are MyST text files (``experiments/<name>.md``, diffable, paired by jupytext). A run converts
+one to ``.ipynb``, injects parameters, executes it against a served model with its outputs going to a staging
+folder, and on success moves the executed notebook (``experiments/executed/<name>/<model>.ipynb``, shown on the
+site as a lab-notebook page), the results and the figures into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from .outputs import STAGE_ENV, figures_dir_for, results_dir_for
+from .paths import REPO_ROOT, repo_path
+from .registry import get_model, load_registry
+from .serve import serve
+
+EXECUTED_DIR = Path("experiments") / "executed"
+
+
+class ExperimentError(RuntimeError):
+    """An experiment notebook failed; nothing it produced was published."""
+
+
+def experiment_names() -> list[str]:
+    """The experiments that exist (notebook sources in ``experiments/``)."""
+    return sorted(p.stem for p in repo_path("experiments").glob("*.md") if p.stem.lower() != "readme")
+
+
+def notebook_source(name: str) -> Path:
+    """The MyST source of experiment ``name``; unknown names fail with the valid ones listed."""
+    path = repo_path("experiments", f"{name}.md")
+    if not path.exists():
+        raise ValueError(f"Unknown experiment {name!r}; available: {', '.join(experiment_names()) or 'none'}.")
+    return path
+
+
+def executed_path(name: str, model_id: str) -> Path:
+    """Repository-relative path of the executed copy of one experiment on one model."""
+    return EXECUTED_DIR / name / f"{model_id}.ipynb"
+
+
+def _publish(stage: Path, relative: Path) -> None:
+    """Replace ``relative`` (a file or folder) in the repository with its staged version, if one was written."""
+    staged, final = stage / relative, REPO_ROOT / relative
+    if not staged.exists():
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if staged.is_dir():
+        backup = final.with_name(f".{final.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        if final.exists():
+            final.replace(backup)
+        staged.replace(final)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staged, final)
+
+
+def _check_params(source: Path, params: Mapping[str, Any]) -> None:
+    """Reject parameters the notebook does not declare (a typo would otherwise be silently ignored)."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(source)
+    declared = set(papermill.inspect_notebook(nb).keys()) if hasattr(papermill, "inspect_notebook") else set()
+    if not declared:
+        for cell in nb.cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                declared = {line.split("=")[0].strip() for line in cell.source.splitlines()
+                            if "=" in line and not line.lstrip().startswith("#")}
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise ValueError(f"{source.name} has no parameter(s) {', '.join(unknown)}; it declares: {', '.join(sorted(declared))}.")
+
+
+def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, Any] | None = None,
+                   serve_model: bool = True, timeout_s: int = 3600) -> Path:
+    """Execute experiment ``name`` on ``model_id`` and publish its notebook, results and figures atomically."""
+    import jupytext
+    import papermill
+
+    source = notebook_source(name)
+    spec = get_model(model_id)
+    params = {"model_id": spec.id, **(params or {})}
+    _check_params(source, params)
+    outputs = [executed_path(name, spec.id), results_dir_for(name, spec.id), figures_dir_for(name, spec.id)]
+    work_root = repo_path(".personalab", "staging")
+    work_root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f"{name}-{spec.id}-", dir=work_root))
+    started = time.time()
+    print(f"== {name} on {spec.id} ==", flush=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            if serve_model:
+                stack.enter_context(serve(spec.id))
+            source_nb = stage / f"{name}.ipynb"
+            jupytext.write(jupytext.read(source), source_nb)
+            target = stage / outputs[0]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            previous = os.environ.get(STAGE_ENV)
+            os.environ[STAGE_ENV] = str(stage)
+            try:
+                papermill.execute_notebook(str(source_nb), str(target), parameters=dict(params), cwd=str(REPO_ROOT),
+                                           kernel_name="python3", progress_bar=False, log_output=True,
+                                           execution_timeout=timeout_s, stdout_file=sys.stdout, stderr_file=sys.stderr)
+            except papermill.PapermillExecutionError as err:
+                raise ExperimentError(f"{name} on {spec.id} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
+                                      "Nothing was published; previous results are unchanged.") from None
+            finally:
+                if previous is None:
+                    os.environ.pop(STAGE_ENV, None)
+                else:
+                    os.environ[STAGE_ENV] = previous
+        for relative in outputs:
+            _publish(stage, relative)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    print(f"== {name} on {spec.id}: done in {time.time() - started:.0f} s ==", flush=True)
+    return REPO_ROOT / outputs[0]
+
+
+def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
+    """The list of runs that regenerate every figure (``experiments/config.yaml``), validated."""
+    path = Path(path) if path else repo_path("experiments", "config.yaml")
+    data = yaml.safe_load(path.read_text())
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"{path}: expected a non-empty 'runs' list.")
+    registry = load_registry()
+    for run in runs:
+        notebook_source(run.get("experiment", ""))
+        for model in run.get("models") or [registry.default]:
+            registry.get(model)
+    return runs
+
+
+def run_all(config_path: Path | str | None = None, only: Sequence[str] | None = None) -> None:
+    """Run every configured experiment, serving each model once for all of its experiments."""
+    runs = [r for r in load_config(config_path) if not only or r["experiment"] in only]
+    registry = load_registry()
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for model in run.get("models") or [registry.default]:
+            by_model.setdefault(model, []).append(run)
+    for model, model_runs in by_model.items():
+        needs_server = any(not r.get("no_serve") for r in model_runs)
+        with serve(model) if needs_server else contextlib.nullcontext():
+            for run in model_runs:
+                run_experiment(run["experiment"], model, params=run.get("params") or {}, serve_model=False)
