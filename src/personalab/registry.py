@@ -84,12 +84,15 @@ def _expand_parts(model_id: str, entry: dict[str, Any]) -> tuple[WheelPart, ...]
     if "parts_pattern" in entry:
         pat = entry["parts_pattern"]
         try:
-            return tuple(
+            expanded = tuple(
                 WheelPart(pat["package"].format(i=i), str(pat["version"]), pat["path"].format(i=i))
                 for i in range(1, int(pat["count"]) + 1)
             )
         except (KeyError, TypeError) as err:
             raise RegistryError(f"Model {model_id!r}: parts_pattern needs package, version, path and count.") from err
+        if not expanded:
+            raise RegistryError(f"Model {model_id!r} is embedded but lists no wheel parts (parts_pattern count < 1).")
+        return expanded
     parts = entry.get("parts") or []
     if not isinstance(parts, list) or not parts:
         raise RegistryError(f"Model {model_id!r} is embedded but lists no wheel parts.")
