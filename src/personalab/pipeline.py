@@ -66,29 +66,106 @@ def _publish(stage: Path, relative: Path) -> None:
         os.replace(staged, final)
 
 
+def notebook_parameters(source: Path) -> set[str]:
+    """The names assigned in the notebook's cell tagged ``parameters``."""
+    import ast
+
+    import jupytext
+
+    for cell in jupytext.read(source).cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse(cell.source)
+            return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    raise ValueError(f"{source.name} has no cell tagged 'parameters'.")
+
+
 def _check_params(source: Path, params: Mapping[str, Any]) -> None:
     """Reject parameters the notebook does not declare (a typo would otherwise be silently ignored)."""
-    import jupytext
-    import papermill
-
-    nb = jupytext.read(source)
-    declared = set(papermill.inspect_notebook(nb).keys()) if hasattr(papermill, "inspect_notebook") else set()
-    if not declared:
-        for cell in nb.cells:
-            if "parameters" in cell.get("metadata", {}).get("tags", []):
-                declared = {line.split("=")[0].strip() for line in cell.source.splitlines()
-                            if "=" in line and not line.lstrip().startswith("#")}
+    declared = notebook_parameters(source)
     unknown = sorted(set(params) - declared)
     if unknown:
         raise ValueError(f"{source.name} has no parameter(s) {', '.join(unknown)}; it declares: {', '.join(sorted(declared))}.")
 
 
-def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, Any] | None = None,
-                   serve_model: bool = True, timeout_s: int = 3600) -> Path:
-    """Execute experiment ``name`` on ``model_id`` and publish its notebook, results and figures atomically."""
+class _NeedsServer(Exception):
+    """Internal: a cache-only execution met a generation the cache does not hold."""
+
+
+def _execute(source: Path, target: Path, stage: Path, params: Mapping[str, Any], timeout_s: int,
+             cache_only: bool) -> None:
+    """Execute one notebook with papermill, its outputs redirected into ``stage``."""
     import jupytext
     import papermill
 
+    from .experiment import CACHE_ONLY_ENV
+
+    source_nb = stage / source.with_suffix(".ipynb").name
+    jupytext.write(jupytext.read(source), source_nb)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    overrides = {STAGE_ENV: str(stage), CACHE_ONLY_ENV: "1" if cache_only else "0"}
+    previous = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        papermill.execute_notebook(str(source_nb), str(target), parameters=dict(params), cwd=str(REPO_ROOT),
+                                   kernel_name="python3", progress_bar=False, log_output=not cache_only,
+                                   execution_timeout=timeout_s, stdout_file=None if cache_only else sys.stdout,
+                                   stderr_file=None if cache_only else sys.stderr)
+    except papermill.PapermillExecutionError as err:
+        if cache_only and err.ename == "CacheMiss":
+            raise _NeedsServer() from None
+        raise ExperimentError(f"{source.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
+                              "Nothing was published; previous results are unchanged.") from None
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _title_with_model(path: Path, model_id: str) -> None:
+    """Append the model id to the executed notebook's title, so lab-notebook pages of different models differ."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            first, _, rest = cell.source.partition("\n")
+            cell.source = f"{first} ({model_id})" + (f"\n{rest}" if rest else "")
+            break
+    nbformat.write(nb, path)
+
+
+class LazyServer:
+    """A model's server, started on first need and kept until closed (one per model across several runs)."""
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self._stack = contextlib.ExitStack()
+        self.started = False
+
+    def ensure(self) -> None:
+        """Serve the model (or attach to its running server) unless this holder already does."""
+        if not self.started:
+            self._stack.enter_context(serve(self.model_id))
+            self.started = True
+
+    def __enter__(self) -> "LazyServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, Any] | None = None,
+                   serve_model: bool = True, timeout_s: int = 3600, server: LazyServer | None = None) -> Path:
+    """Execute experiment ``name`` on ``model_id`` and publish its notebook, results and figures atomically.
+
+    The notebook first runs from the generation cache alone; only if that meets a missing generation is the
+    model served (through ``server`` when given, so later experiments on the same model reuse it) and the
+    notebook run again for real. A rerun with nothing new to generate therefore never starts a server.
+    """
     source = notebook_source(name)
     spec = get_model(model_id)
     params = {"model_id": spec.id, **(params or {})}
@@ -100,27 +177,15 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
     started = time.time()
     print(f"== {name} on {spec.id} ==", flush=True)
     try:
-        with contextlib.ExitStack() as stack:
-            if serve_model:
-                stack.enter_context(serve(spec.id))
-            source_nb = stage / f"{name}.ipynb"
-            jupytext.write(jupytext.read(source), source_nb)
-            target = stage / outputs[0]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            previous = os.environ.get(STAGE_ENV)
-            os.environ[STAGE_ENV] = str(stage)
-            try:
-                papermill.execute_notebook(str(source_nb), str(target), parameters=dict(params), cwd=str(REPO_ROOT),
-                                           kernel_name="python3", progress_bar=False, log_output=True,
-                                           execution_timeout=timeout_s, stdout_file=sys.stdout, stderr_file=sys.stderr)
-            except papermill.PapermillExecutionError as err:
-                raise ExperimentError(f"{name} on {spec.id} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
-                                      "Nothing was published; previous results are unchanged.") from None
-            finally:
-                if previous is None:
-                    os.environ.pop(STAGE_ENV, None)
-                else:
-                    os.environ[STAGE_ENV] = previous
+        try:
+            _execute(source, stage / outputs[0], stage, params, timeout_s, cache_only=True)
+            print("   every generation was already in the cache; no server needed", flush=True)
+        except _NeedsServer:
+            with LazyServer(spec.id) as local:
+                if serve_model:
+                    (server or local).ensure()
+                _execute(source, stage / outputs[0], stage, params, timeout_s, cache_only=False)
+        _title_with_model(stage / outputs[0], spec.id)
         for relative in outputs:
             _publish(stage, relative)
     finally:
@@ -153,7 +218,6 @@ def run_all(config_path: Path | str | None = None, only: Sequence[str] | None = 
         for model in run.get("models") or [registry.default]:
             by_model.setdefault(model, []).append(run)
     for model, model_runs in by_model.items():
-        needs_server = any(not r.get("no_serve") for r in model_runs)
-        with serve(model) if needs_server else contextlib.nullcontext():
+        with LazyServer(model) as server:
             for run in model_runs:
-                run_experiment(run["experiment"], model, params=run.get("params") or {}, serve_model=False)
+                run_experiment(run["experiment"], model, params=run.get("params") or {}, server=server)
