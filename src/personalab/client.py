@@ -50,6 +50,7 @@ class Sampling:
     logprobs: bool = False
     top_logprobs: int = 0
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # vLLM extension: always generate max_tokens (benchmarks use it)
 
     def validate(self) -> None:
         """Reject impossible values with one clear sentence."""
@@ -294,15 +295,17 @@ class Harness:
         t0 = time.perf_counter()
         if req.prompt is not None:
             resp = await client.completions.create(prompt=req.prompt, logprobs=s.top_logprobs if s.logprobs else None,
-                                                   **common)
+                                                   extra_body={"ignore_eos": True} if s.ignore_eos else None, **common)
             choices = sorted(resp.choices, key=lambda c: c.index)
             texts = [c.text for c in choices]
             logprobs = [_completion_logprobs(c.logprobs) for c in choices] if s.logprobs else []
         else:
-            extra = {"continue_final_message": True, "add_generation_prompt": False} if req.is_prefill else None
+            extra = {"continue_final_message": True, "add_generation_prompt": False} if req.is_prefill else {}
+            if s.ignore_eos:
+                extra["ignore_eos"] = True
             resp = await client.chat.completions.create(
                 messages=[dict(m) for m in req.messages], logprobs=s.logprobs or None,
-                top_logprobs=s.top_logprobs or None, extra_body=extra, **common)
+                top_logprobs=s.top_logprobs or None, extra_body=extra or None, **common)
             choices = sorted(resp.choices, key=lambda c: c.index)
             texts = [c.message.content or "" for c in choices]
             logprobs = [_logprob_record(c.logprobs.content if c.logprobs else None) for c in choices] if s.logprobs else []
