@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -114,6 +114,27 @@ class Run:
                              "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
                              "latency_s": gen.latency_s, "cached": gen.cached})
         return pd.DataFrame(rows)
+
+    def ask(self, items: Sequence[Any], conditions: Mapping[str, Callable[[Any], list[dict[str, str]]]],
+            sampling: Sampling, *, judge: bool = True, system: str | None = None, desc: str | None = None) -> pd.DataFrame:
+        """Every item under every condition (a wrapper: item -> conversation), answered and judged.
+
+        One row per item, condition and sample, with the item's ``item``, ``category``, ``variant``, ``split``
+        and ``condition``/``family`` (the wrapper's family when it has one) beside the reply columns of
+        :meth:`chat`. ``system``, when given, is prepended as a system message unless the wrapper set one.
+        """
+        conversations, meta = [], []
+        for name, wrapper in conditions.items():
+            family = getattr(wrapper, "family", name)
+            for item in items:
+                conv = list(wrapper(item))
+                if system is not None and conv[0]["role"] != "system":
+                    conv = [{"role": "system", "content": system}] + conv
+                conversations.append(conv)
+                meta.append({"condition": name, "family": family, "item": item.id, "category": item.category,
+                             "variant": item.variant, "split": item.split})
+        replies = self.chat(conversations, sampling, meta, desc=desc)
+        return self.judge(replies) if judge else replies
 
     def _note_sampling(self, sampling: Sampling) -> None:
         record = asdict(sampling)
