@@ -85,7 +85,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="personalab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="personalab", description="Pull models, serve them with vLLM, run the experiment notebooks, regenerate every figure.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="list or pull the models of the registry")

@@ -32,9 +32,9 @@ def pulled_model(integration_data: Path):
     return pull(TEST_MODEL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def endpoint(pulled_model):
-    """A real vLLM server for the session, stopped at the end."""
+    """A real vLLM server for the integration tests, stopped after them (it holds a few GiB)."""
     from personalab.serve import serve
 
     with serve(TEST_MODEL) as ep:
