@@ -41,6 +41,7 @@ models: setup
 
 figures: models
 	$(BIN)/personalab figures
+	$(BIN)/personalab judges validate
 
 site: setup
 	@echo "==> Building the site (strict: warnings are errors)"

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     figures.set_defaults(func=_cmd_figures)
 
     sub.add_parser("cache", help="show what the generation cache holds").set_defaults(func=_cmd_cache)
+
+    from .judges.cli import add_judges_commands
+
+    add_judges_commands(sub)
     return parser
 
 

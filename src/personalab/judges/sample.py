@@ -20,6 +20,7 @@ from typing import Protocol
 import pandas as pd
 
 from .. import attacks
+from ..client import Generation, GenRequest, Sampling
 from ..prompts import Item, load_items
 
 POOL_PATH = Path("experiments") / "labels" / "pool.csv"
@@ -123,19 +124,31 @@ def pool_plan(models: Sequence[str] = POOL_MODELS) -> list[tuple[str, Condition,
     return [(model, by_name[name], item) for model, name, item in triples]  # type: ignore[misc]
 
 
+def _answer(model: str, requests: Sequence[GenRequest], progress: bool) -> list[Generation]:
+    """Generations for ``requests``: from the cache alone when it holds them all, else through a server."""
+    from ..client import CacheMiss, Harness
+    from ..registry import get_model
+    from ..serve import Endpoint, serve
+
+    spec = get_model(model)
+    desc = f"pool · {model}"
+    cache_only = Endpoint(spec, (), spec.served_name or spec.id, None, {"cache_only": True})
+    try:
+        return Harness(cache_only, progress=progress).generate(requests, desc=desc)
+    except CacheMiss:
+        with serve(model) as endpoint:
+            return Harness(endpoint, progress=progress).generate(requests, desc=desc)
+
+
 def generate_pool(models: Sequence[str] = POOL_MODELS, *, progress: bool = True) -> pd.DataFrame:
     """Answer every planned row with its model (greedy, :data:`MAX_TOKENS` tokens) and return the pool table."""
-    from ..client import GenRequest, Harness, Sampling
-    from ..serve import serve
-
     plan = pool_plan(models)
     sampling = Sampling(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
     rows: list[dict[str, str]] = []
     for model in models:
         mine = [(c, it) for m, c, it in plan if m == model]
         requests = [GenRequest.chat(c.build(it), sampling) for c, it in mine]
-        with serve(model) as endpoint:
-            generations = Harness(endpoint, progress=progress).generate(requests, desc=f"pool · {model}")
+        generations = _answer(model, requests, progress)
         for (cond, item), req, gen in zip(mine, requests, generations):
             rows.append({"id": pool_id(model, cond.wrapper, item.id), "model_id": model, "family": cond.family,
                          "wrapper": cond.wrapper, "item": item.id, "split": item.split, "variant": item.variant,
