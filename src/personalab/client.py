@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 import openai
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import GenerationCache, cache_key
 from .serve import Endpoint, ServeError, check_endpoint

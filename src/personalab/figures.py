@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .outputs import atomic_write, resolve  # noqa: E402
+from .outputs import atomic_write, resolve
 
 
 def set_style() -> None:
