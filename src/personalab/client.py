@@ -165,7 +165,8 @@ class Harness:
     def __init__(self, endpoint: Endpoint, *, cache: GenerationCache | None = None, concurrency: int = 32,
                  max_retries: int = 4, backoff_s: float = 0.5, timeout_s: float = 600.0, progress: bool = True,
                  restart: Callable[[], Endpoint] | None = None, max_restarts: int = 2,
-                 http_client_factory: Callable[[], httpx.AsyncClient] | None = None, check: bool = True) -> None:
+                 http_client_factory: Callable[[], httpx.AsyncClient] | None = None, check: bool = True,
+                 send_seed: bool | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
         self.endpoint = endpoint
@@ -179,6 +180,10 @@ class Harness:
         self.max_restarts = max_restarts
         self.http_client_factory = http_client_factory
         self.restarts = 0
+        # vLLM 0.32 on the CPU dies ("CPU Generator does not use offset") when seeded sampling requests meet
+        # chunked prefill, so by default the seed is sent only to CUDA servers. It stays in the cache key either
+        # way (it names the sample); the cache, not the seed, is what makes a published run repeatable.
+        self.send_seed = endpoint.server.get("device") == "cuda" if send_seed is None else send_seed
         if check and endpoint.base_urls:
             check_endpoint(endpoint)
 
@@ -288,7 +293,9 @@ class Harness:
     async def _call(self, client: openai.AsyncOpenAI, req: GenRequest, base: dict[str, Any]) -> dict[str, Any]:
         s = req.sampling
         common: dict[str, Any] = {"model": self.endpoint.served_name, "temperature": s.temperature, "top_p": s.top_p,
-                                  "max_tokens": s.max_tokens, "n": s.n, "seed": s.seed}
+                                  "max_tokens": s.max_tokens, "n": s.n}
+        if self.send_seed:
+            common["seed"] = s.seed
         if s.stop:
             common["stop"] = list(s.stop)
         started_at = datetime.now(timezone.utc).isoformat()
@@ -318,7 +325,7 @@ class Harness:
             "completion_tokens": usage.completion_tokens if usage else 0,
             "latency_s": latency,
             "logprobs": logprobs,
-            "provenance": {**base, "sampling": asdict(s), "seed": s.seed, "mode": "completion" if req.prompt else "chat",
+            "provenance": {**base, "sampling": asdict(s), "seed": s.seed, "seed_sent": self.send_seed, "mode": "completion" if req.prompt else "chat",
                            "prefill": req.is_prefill, "started_at": started_at,
                            "finished_at": datetime.now(timezone.utc).isoformat()},
         }

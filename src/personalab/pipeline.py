@@ -182,7 +182,7 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
             print("   every generation was already in the cache; no server needed", flush=True)
         except _NeedsServer:
             with LazyServer(spec.id) as local:
-                if serve_model:
+                if serve_model and not params.get("endpoint"):
                     (server or local).ensure()
                 _execute(source, stage / outputs[0], stage, params, timeout_s, cache_only=False)
         _title_with_model(stage / outputs[0], spec.id)

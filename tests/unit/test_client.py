@@ -54,7 +54,7 @@ class FakeServer:
 
     @staticmethod
     def answer(source: str, body: dict, i: int) -> str:
-        return f"echo[{source}] t={body['temperature']} seed={body['seed']} #{i}"
+        return f"echo[{source}] t={body['temperature']} seed={body.get('seed')} #{i}"
 
     def chat(self, body: dict) -> dict:
         n = body.get("n", 1)
@@ -104,6 +104,7 @@ def _api_key(monkeypatch):
 def harness(server: FakeServer, cache: GenerationCache, **kw) -> Harness:
     kw.setdefault("backoff_s", 0)
     kw.setdefault("check", False)
+    kw.setdefault("send_seed", True)
     return Harness(endpoint(), cache=cache, progress=False,
                    http_client_factory=lambda: httpx.AsyncClient(transport=httpx.MockTransport(server)), **kw)
 
@@ -428,8 +429,21 @@ def test_cache_is_shared_across_endpoints_of_the_same_model(cache):
 def test_replicas_share_the_load(cache):
     server = FakeServer()
     two = Endpoint(SPEC, ("http://r1.invalid/v1", "http://r2.invalid/v1"), "served-fake", KEY_ENV, {})
-    h = Harness(two, cache=cache, progress=False, check=False,
+    h = Harness(two, cache=cache, progress=False, check=False, send_seed=True,
                 http_client_factory=lambda: httpx.AsyncClient(transport=httpx.MockTransport(server)))
     h.generate([user(f"q{i}") for i in range(6)])
     hosts = [headers["host"] for _, _, headers in server.calls]
     assert hosts.count("r1.invalid") == 3 and hosts.count("r2.invalid") == 3
+
+
+def test_seed_is_not_sent_to_cpu_servers_by_default(tmp_path):
+    """vLLM-CPU crashes on seeded sampling with chunked prefill, so CPU endpoints get no per-request seed."""
+    from dataclasses import replace
+
+    server, cache = FakeServer(), GenerationCache(tmp_path / "c.sqlite")
+    cpu = replace(endpoint(), server={"device": "cpu", "vllm_version": "0.32.0"})
+    h = Harness(cpu, cache=cache, progress=False, check=False, backoff_s=0,
+                http_client_factory=lambda: httpx.AsyncClient(transport=httpx.MockTransport(server)))
+    gen = h.generate([user("q", Sampling(temperature=0.8, seed=7))])[0]
+    assert "seed" not in server.bodies[-1]
+    assert gen.provenance["seed"] == 7 and gen.provenance["seed_sent"] is False
