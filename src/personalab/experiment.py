@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .client import GenRequest, Harness, Sampling
+from .client import GenRequest, Generation, Harness, Sampling
 from .figures import save_figure, set_style
 from .outputs import figures_dir_for, results_dir_for, write_json, write_table
 from .registry import get_model
@@ -96,17 +96,9 @@ class Run:
         meta = list(meta) if meta is not None else [{} for _ in conversations]
         if len(meta) != len(conversations):
             raise ValueError(f"{len(conversations)} conversations but {len(meta)} meta rows.")
-        self._note_sampling(sampling)
         requests = [GenRequest.chat(conv, sampling) for conv in conversations]
-        generations = self.harness.generate(requests, desc=desc or f"{self.experiment} · {self.model_id}")
+        generations = self.generate(requests, desc=desc)
         rows = []
-        self.generation_log.extend({"started_at": g.provenance.get("started_at"), "finished_at":
-                                    g.provenance.get("finished_at"), "completion_tokens": g.completion_tokens,
-                                    "prompt_tokens": g.prompt_tokens, "cached": g.cached} for g in generations)
-        for gen in generations:
-            server = {k: gen.provenance.get(k) for k in ("vllm_version", "device", "served_name")}
-            if server not in self.servers:
-                self.servers.append(server)
         for gen, req, m in zip(generations, requests, meta):
             for i, text in enumerate(gen.texts):
                 rows.append({**m, "sample": i, "prefill": req.prefill or "", "reply": text,
@@ -114,6 +106,20 @@ class Run:
                              "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
                              "latency_s": gen.latency_s, "cached": gen.cached})
         return pd.DataFrame(rows)
+
+    def generate(self, requests: Sequence[GenRequest], desc: str | None = None) -> list[Generation]:
+        """Answer raw requests (chat or completion, with logprobs if asked) and record them in the provenance."""
+        for req in requests:
+            self._note_sampling(req.sampling)
+        generations = self.harness.generate(requests, desc=desc or f"{self.experiment} · {self.model_id}")
+        self.generation_log.extend({"started_at": g.provenance.get("started_at"), "finished_at":
+                                    g.provenance.get("finished_at"), "completion_tokens": g.completion_tokens,
+                                    "prompt_tokens": g.prompt_tokens, "cached": g.cached} for g in generations)
+        for gen in generations:
+            server = {k: gen.provenance.get(k) for k in ("vllm_version", "device", "served_name")}
+            if server not in self.servers:
+                self.servers.append(server)
+        return generations
 
     def ask(self, items: Sequence[Any], conditions: Mapping[str, Callable[[Any], list[dict[str, str]]]],
             sampling: Sampling, *, judge: bool = True, system: str | None = None, desc: str | None = None) -> pd.DataFrame:
