@@ -205,16 +205,28 @@ class Run:
         }
 
     def _generation_summary(self) -> dict[str, Any]:
-        """How many generations this run used, how many came from the cache, and the wall time they took when
-        they were generated (first start to last finish, possibly in an earlier run)."""
+        """How many generations this run used, how many came from the cache, and the time spent generating them.
+
+        ``generation_wall_s`` is the length of the union of the generations' [start, finish] intervals: the
+        time the server was busy with this run's requests, even when they were produced across several runs.
+        """
         log = self.generation_log
-        starts = [g["started_at"] for g in log if g["started_at"]]
-        ends = [g["finished_at"] for g in log if g["finished_at"]]
-        wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds() if starts else 0
+        spans = sorted((datetime.fromisoformat(g["started_at"]), datetime.fromisoformat(g["finished_at"]))
+                       for g in log if g["started_at"] and g["finished_at"])
+        busy, current = 0.0, None
+        for start, end in spans:
+            if current is None or start > current[1]:
+                if current is not None:
+                    busy += (current[1] - current[0]).total_seconds()
+                current = [start, end]
+            else:
+                current[1] = max(current[1], end)
+        if current is not None:
+            busy += (current[1] - current[0]).total_seconds()
         return {"n": len(log), "from_cache": sum(g["cached"] for g in log),
                 "prompt_tokens": sum(g["prompt_tokens"] for g in log),
                 "completion_tokens": sum(g["completion_tokens"] for g in log),
-                "generation_wall_s": round(wall, 1)}
+                "generation_wall_s": round(busy, 1)}
 
     def finish(self, **extra: Any) -> dict[str, Any]:
         """Write ``provenance.json`` and release the server if this run started it."""
