@@ -150,10 +150,10 @@ class Run:
     # -- judging ----------------------------------------------------------------------------------------------
     def judge(self, df: pd.DataFrame, reply: str = "reply", prefill: str = "prefill") -> pd.DataFrame:
         """Add ``label`` (refusal/compliance/other), ``confidence`` and boolean ``refused`` columns."""
-        from .judges import get_judge
+        from .judges import get_judge, judge_many
 
         judge = get_judge(self.judge_name)
-        verdicts = [judge.judge(r, prefill=p or None) for r, p in zip(df[reply], df[prefill])]
+        verdicts = judge_many(judge, list(df[reply]), prefills=[p or None for p in df[prefill]])
         out = df.copy()
         out["label"] = [v.label for v in verdicts]
         out["confidence"] = [v.confidence for v in verdicts]

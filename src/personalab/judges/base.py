@@ -56,6 +56,9 @@ def judge_many(
             raise ValueError(f"{name} has length {len(seq)}, expected {n} (one per reply)")
     reqs = list(requests) if requests is not None else [None] * n
     pres = list(prefills) if prefills is not None else [None] * n
+    batch = getattr(judge, "judge_batch", None)
+    if batch is not None:  # judges that embed or classify do it much faster in one batch
+        return batch(list(replies), pres)
     return [judge.judge(r, request=q, prefill=p) for r, q, p in zip(replies, reqs, pres, strict=True)]
 
 
