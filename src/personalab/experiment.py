@@ -96,10 +96,14 @@ class Run:
         meta = list(meta) if meta is not None else [{} for _ in conversations]
         if len(meta) != len(conversations):
             raise ValueError(f"{len(conversations)} conversations but {len(meta)} meta rows.")
-        requests = [GenRequest.chat(conv, sampling) for conv in conversations]
+        return self.answer([GenRequest.chat(conv, sampling) for conv in conversations], meta, desc=desc)
+
+    def answer(self, requests: Sequence[GenRequest], meta: Sequence[Mapping[str, Any]],
+               desc: str | None = None) -> pd.DataFrame:
+        """Answer raw requests (chat or completion mode) as rows: one per request and sample, like :meth:`chat`."""
         generations = self.generate(requests, desc=desc)
         rows = []
-        for gen, req, m in zip(generations, requests, meta):
+        for gen, req, m in zip(generations, requests, meta, strict=True):
             for i, text in enumerate(gen.texts):
                 rows.append({**m, "sample": i, "prefill": req.prefill or "", "reply": text,
                              "finish_reason": gen.finish_reasons[i] if i < len(gen.finish_reasons) else "",
