@@ -10,6 +10,11 @@ from .outputs import read_json, read_table, results_dir_for
 from .stats import Rate, rate
 
 
+def pct(x: float) -> str:
+    """A proportion as a whole percent, the way the prose quotes it: ``0.423 -> "42%"``."""
+    return f"{x * 100:.0f}%"
+
+
 def glue_text(key: str, text: str) -> str:
     """Glue ``text`` under ``key`` for ``{glue:text}`` roles, without displaying it."""
     from myst_nb import glue

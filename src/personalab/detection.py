@@ -29,6 +29,7 @@ import pandas as pd
 from .attacks import get_wrapper
 from .prompts import Item
 from .stats import _percentile, bootstrap_difference, rate_table
+from .book import pct
 
 EXPERIMENT = "detection"
 
@@ -297,11 +298,6 @@ def robustness_plot(table: pd.DataFrame, title: str | None = None) -> plt.Figure
 # ---------------------------------------------------------------------------------------------------- chapter
 
 
-def _pct(x: float) -> str:
-    """A proportion as whole percent."""
-    return f"{x * 100:.0f}%"
-
-
 def chapter_numbers(model_id: str) -> dict[str, str]:
     """Formatted strings the detection chapter glues, read from one model's committed results."""
     from .outputs import read_json, read_table, results_dir_for
@@ -328,8 +324,8 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
     for _, r in att.iterrows():
         if r["condition"] in ("direct/plain", "all attacks"):
             key = "direct" if r["condition"] == "direct/plain" else "attacked"
-            out[f"success_{key}_{r['system']}"] = (f"{_pct(r['success'])} ({_pct(r['success_lo'])}–"
-                                                   f"{_pct(r['success_hi'])}, n = {int(r['n'])})")
+            out[f"success_{key}_{r['system']}"] = (f"{pct(r['success'])} ({pct(r['success_lo'])}–"
+                                                   f"{pct(r['success_hi'])}, n = {int(r['n'])})")
     for _, r in diff.iterrows():
         key = "direct" if r["condition"] == "direct" else "attacked"
         out[f"diff_{key}"] = (f"{r['difference'] * 100:+.0f} percentage points (95% bootstrap CI "

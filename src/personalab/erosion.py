@@ -25,6 +25,7 @@ from .attacks import ContextTooLong, escalation_turns, many_shot
 from .client import Sampling
 from .prompts import Item
 from .stats import bootstrap_ci, bootstrap_difference, power_law_fit, rate_table, wilson_interval
+from .book import pct
 
 ESCALATION = "escalation (greedy, turn by turn)"
 BEST_OF_N = "best-of-N (direct request)"
@@ -338,10 +339,6 @@ def turn_refusal_rates(df: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ chapter
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
-
-
 def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str]:
     """The formatted numbers the erosion chapter glues for one model, read from its committed results."""
     from .book import direction_phrase, interval_phrase, provenance
@@ -377,7 +374,7 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
         if skipped else "every n fitted its context",
         "alpha": (f'{fit["alpha"]:.2f} (95% bootstrap CI {fit["alpha_lo"]:.2f} to {fit["alpha_hi"]:.2f})'
                   if fit_ok else "undefined (an attack-success rate of zero)"),
-        "c": (f'{_pct(fit["c"])} (95% bootstrap CI {_pct(fit["c_lo"])} to {_pct(fit["c_hi"])})'
+        "c": (f'{pct(fit["c"])} (95% bootstrap CI {pct(fit["c_lo"])} to {pct(fit["c_hi"])})'
               if fit_ok else "undefined"),
         "undefined": f'{fit["undefined_share"] * 100:.0f}%',
         "ms_one": r(ms.loc[1]) if 1 in ms.index else "not measured",

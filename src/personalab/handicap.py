@@ -48,6 +48,7 @@ import pandas as pd
 from .attacks import get_wrapper
 from .prompts import Item
 from .stats import bootstrap_difference, rate_table
+from .book import pct
 
 EXPERIMENT = "wisdom_handicap"
 DIRECT = "direct/plain"
@@ -635,14 +636,9 @@ def examples(final: pd.DataFrame, item: str, wrapper: str = DIRECT, width: int =
 # ------------------------------------------------------------------------------------------------ chapter
 
 
-def _pct(x: float) -> str:
-    """A proportion as whole percent."""
-    return f"{x * 100:.0f}%"
-
-
 def _interval(rate: float, lo: float, hi: float) -> str:
     """``"40% (95% CI 22–61%)"``."""
-    return f"{_pct(rate)} (95% CI {lo * 100:.0f}–{hi * 100:.0f}%)"
+    return f"{pct(rate)} (95% CI {lo * 100:.0f}–{hi * 100:.0f}%)"
 
 
 def chapter_numbers(model_id: str) -> dict[str, str]:
@@ -662,7 +658,7 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
         "max_tokens": str(params["max_tokens"]), "think_tokens": str(params["think_tokens"]),
         "n_samples": str(params["n_samples"]), "price": f"{params['price_per_m_tokens']:g}",
         "value": f"{params['value_of_alignment']:g}", "incident": f"{params['incident_cost']:g}",
-        "tolerance": _pct(params["lookalike_tolerance"]), "judge": prov["judge"]["name"],
+        "tolerance": pct(params["lookalike_tolerance"]), "judge": prov["judge"]["name"],
         "generations": str(prov["generations"]["n"]), "from_cache": str(prov["generations"]["from_cache"]),
         "completion_tokens": f"{prov['generations']['completion_tokens']:,}",
         "runtime_min": f"{prov['runtime_s'] / 60:.0f}",
@@ -736,8 +732,8 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
     else:
         out["p_star"] = f"{p_star:.2f}"
     never = grid["threshold_p"].isna().mean()
-    out["grid_never"] = _pct(never)
-    out["grid_zero"] = _pct((grid["threshold_p"] == 0).mean())
+    out["grid_never"] = pct(never)
+    out["grid_zero"] = pct((grid["threshold_p"] == 0).mean())
     return out
 
 

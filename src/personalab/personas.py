@@ -32,6 +32,7 @@ import pandas as pd
 from .client import GenRequest, Sampling
 from .prompts import Item
 from .stats import _percentile, rate_table
+from .book import pct
 
 EXPERIMENT = "persona_selection"
 MODES: tuple[str, ...] = ("chat", "completion")
@@ -353,11 +354,6 @@ def variance_plot(shares: pd.DataFrame, title: str | None = None) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------------- chapter
 
 
-def _pct(x: float) -> str:
-    """A proportion as whole percent."""
-    return f"{x * 100:.0f}%"
-
-
 def chapter_numbers(model_id: str) -> dict[str, str]:
     """Formatted strings the PSM chapter glues, read from one model's committed results."""
     from .outputs import read_json, read_table, resolve, results_dir_for
@@ -372,22 +368,22 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
            "gen_s": f"{prov['generations']['generation_wall_s'] / 60:.0f} minutes"}
     for _, r in rates.iterrows():
         out[f"rate_{r['mode']}_{r['variant']}_{r['persona']}"] = (
-            f"{_pct(r['rate'])} ({_pct(r['lo'])}–{_pct(r['hi'])}, {int(r['k'])} of {int(r['n'])})")
+            f"{pct(r['rate'])} ({pct(r['lo'])}–{pct(r['hi'])}, {int(r['k'])} of {int(r['n'])})")
     for _, r in shares.iterrows():
         items = "t" if r["items"] == "targets" else "all"
-        out[f"share_{r['mode']}_{items}_{r['component']}"] = f"{_pct(r['share'])} (95% CI {_pct(r['lo'])}–{_pct(r['hi'])})"
+        out[f"share_{r['mode']}_{items}_{r['component']}"] = f"{pct(r['share'])} (95% CI {pct(r['lo'])}–{pct(r['hi'])})"
     for _, r in shares[shares["component"] == "persona"].iterrows():
         items = "t" if r["items"] == "targets" else "all"
-        out[f"floor_{r['mode']}_{items}"] = f"{_pct(r['null_mean'])}"
+        out[f"floor_{r['mode']}_{items}"] = f"{pct(r['null_mean'])}"
         out[f"perm_{r['mode']}_{items}"] = (
-            f"above what shuffling the personas gives by chance ({_pct(r['null_mean'])} on average; permutation "
+            f"above what shuffling the personas gives by chance ({pct(r['null_mean'])} on average; permutation "
             f"p = {r['p_perm']:.3f})" if r["p_perm"] < 0.05 else
-            f"not distinguishable from what shuffling the personas gives by chance ({_pct(r['null_mean'])} on "
+            f"not distinguishable from what shuffling the personas gives by chance ({pct(r['null_mean'])} on "
             f"average; permutation p = {r['p_perm']:.2f})")
     agree_path = d / "judge_agreement.csv"
     if resolve(agree_path).exists():
         for _, r in read_table(agree_path).iterrows():
-            out[f"agree_{r['mode']}"] = f"{_pct(r['rate'])} ({_pct(r['lo'])}–{_pct(r['hi'])}, n = {int(r['n'])})"
+            out[f"agree_{r['mode']}"] = f"{pct(r['rate'])} ({pct(r['lo'])}–{pct(r['hi'])}, n = {int(r['n'])})"
     for _, r in shares[shares["component"] == DIFFERENCE].iterrows():
         items = "t" if r["items"] == "targets" else "all"
         out[f"verdict_{r['mode']}_{items}"] = (
@@ -398,7 +394,7 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
         t = rates[(rates["mode"] == mode) & (rates["variant"] == "target")]
         if len(t):
             lo, hi = t.loc[t["rate"].idxmin()], t.loc[t["rate"].idxmax()]
-            out[f"range_{mode}"] = (f"from {_pct(lo['rate'])} ({lo['persona']}) to {_pct(hi['rate'])} "
+            out[f"range_{mode}"] = (f"from {pct(lo['rate'])} ({lo['persona']}) to {pct(hi['rate'])} "
                                     f"({hi['persona']})")
     a = diff[diff["persona"] == "assistant"]
     if len(a):

@@ -35,6 +35,7 @@ from .paths import REPO_ROOT
 from .prompts import Item
 from .registry import load_registry
 from .stats import bootstrap_difference, rate_table
+from .book import pct
 
 EXPERIMENT = "slippage"
 DIRECT = "direct/plain"
@@ -355,11 +356,6 @@ def slippage_plot(slip: pd.DataFrame, title: str | None = None) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------------- chapter
 
 
-def _pct(x: float) -> str:
-    """A proportion as whole percent."""
-    return f"{x * 100:.0f}%"
-
-
 def summary_table(rates: pd.DataFrame, slip: pd.DataFrame, level: str = "family") -> pd.DataFrame:
     """Display table for the chapter: per group, target refusal, slippage with CI, and benign over-refusal."""
     r = rates[rates["level"] == level].set_index(["variant", "group"])
@@ -367,13 +363,13 @@ def summary_table(rates: pd.DataFrame, slip: pd.DataFrame, level: str = "family"
     rows = []
     for group in dict.fromkeys(rates.loc[rates["level"] == level, "group"]):
         t, b = r.loc[("target", group)], r.loc[("benign", group)] if ("benign", group) in r.index else None
-        row = {level: group, "refusal on targets": f"{_pct(t['rate'])} ({_pct(t['lo'])}–{_pct(t['hi'])}, n = {t['n']})"}
+        row = {level: group, "refusal on targets": f"{pct(t['rate'])} ({pct(t['lo'])}–{pct(t['hi'])}, n = {t['n']})"}
         if ("target", group) in s.index:
             x = s.loc[("target", group)]
             row["slippage, points"] = f"{x['slippage'] * 100:+.0f} ({x['lo'] * 100:+.0f} to {x['hi'] * 100:+.0f})"
         else:
             row["slippage, points"] = "baseline"
-        row["over-refusal on benign twins"] = (f"{_pct(b['rate'])} ({_pct(b['lo'])}–{_pct(b['hi'])}, n = {b['n']})"
+        row["over-refusal on benign twins"] = (f"{pct(b['rate'])} ({pct(b['lo'])}–{pct(b['hi'])}, n = {b['n']})"
                                                if b is not None else "not applicable")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -388,7 +384,7 @@ def capability_summary(capability: pd.DataFrame) -> pd.DataFrame:
         for variant, label in (("benign", "benign twins"), ("target", "targets")):
             for measure in ("compliance (raw)", "competent compliance"):
                 x = c.loc[(variant, w, measure)]
-                row[f"{label}: {measure}"] = f"{_pct(x['rate'])} ({_pct(x['lo'])}–{_pct(x['hi'])})"
+                row[f"{label}: {measure}"] = f"{pct(x['rate'])} ({pct(x['lo'])}–{pct(x['hi'])})"
         rows.append(row)
     return pd.DataFrame(rows)
 
