@@ -6,7 +6,7 @@
 #   usage: bash benchmarks/measure_main_job.sh [WORKDIR]     (default: a new folder under /tmp)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-work="${1:-$(mktemp -d /tmp/persona-main-job.XXXX)}"
+work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
 git clone -q "$repo" "$work/clone"
 export PERSONALAB_CACHE="$work/model-cache"
