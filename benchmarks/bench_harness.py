@@ -27,11 +27,11 @@ from pathlib import Path
 
 import openai
 
-from personalab.cache import GenerationCache
-from personalab.client import GenRequest, Harness, Sampling
-from personalab.models import checkpoint_dir
-from personalab.registry import get_model
-from personalab.serve import serve
+from personalab.harness.cache import GenerationCache
+from personalab.harness.client import GenRequest, Harness, Sampling
+from personalab.harness.models import checkpoint_dir
+from personalab.harness.registry import get_model
+from personalab.harness.server import serve
 
 WORDS = ("river mountain lantern copper meadow violin harbor orchard thunder velvet signal garden canyon "
          "marble falcon prism ember glacier compass willow").split()

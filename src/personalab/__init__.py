@@ -1,9 +1,10 @@
-"""personalab: the shared code of *The Persona Problem*.
+"""personalab: the shared code of *The Persona Problem*, one subpackage per pipeline layer.
 
-The pipeline, one module per step: ``registry`` (which models exist) -> ``models`` (pull and convert
-embedded weights) -> ``serve`` (a vLLM server) -> ``client`` + ``cache`` (cached, concurrent generation)
--> ``judges`` (refusal or not) -> ``stats`` (rates with intervals) -> ``figures`` -> ``pipeline`` (papermill runs
-that write results and figures for the chapters).
+``harness`` (registry, pull and convert, vLLM serving, cached client) -> ``prompts`` + ``attacks`` (what is asked)
+-> ``judges`` (refusal or not) -> ``experiments`` (one module per experiment: conditions and analysis)
+-> ``book`` (figures and the numbers chapters quote); on top, ``experiment`` (the ``Run`` a notebook uses),
+``pipeline`` (papermill runs) and ``cli``. ``paths``, ``stats`` and ``outputs``
+(atomic writes, staged publishing) are shared by every layer.
 """
 
 __version__ = "0.1.0"

@@ -6,13 +6,13 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Sequence
+from typing import Any, Sequence
 
-from .registry import RegistryError, load_registry
+from personalab.harness.registry import RegistryError, load_registry
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from .models import is_pulled
+    from personalab.harness.models import is_pulled
 
     registry = load_registry()
     for spec in registry.models.values():
@@ -23,7 +23,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_pull(args: argparse.Namespace) -> int:
-    from .models import pull
+    from personalab.harness.models import pull
 
     for model_id in args.ids or [None]:
         result = pull(model_id)
@@ -33,7 +33,7 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from personalab.harness.server import serve
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -58,7 +58,7 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run_experiment
+    from personalab.pipeline import run_experiment
 
     run_experiment(args.experiment, model_id=args.model, params=_parse_params(args.param),
                    serve_model=not args.no_serve)
@@ -66,14 +66,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from .pipeline import run_all
+    from personalab.pipeline import run_all
 
     run_all(config_path=args.config, only=args.only)
     return 0
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import GenerationCache
+    from personalab.harness.cache import GenerationCache
 
     cache = GenerationCache()
     print(f"{cache.path}: {cache.count()} generations")
@@ -82,6 +82,46 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         if n:
             print(f"  {spec.id}: {n}")
     return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from personalab.judges.sample import write_pool
+
+    path = write_pool()
+    print(f"Wrote the labelling pool to {path}.")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from personalab.judges.embedding import train
+
+    path, summary = train()
+    print(f"Trained the embedding judge on {summary['n_train']} dev labels "
+          f"(labels {summary['labels_sha256'][:12]}); wrote {path}.")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from personalab.book.judge_report import write_report
+
+    headline = write_report(n_boot=args.n_boot)
+    for name, row in headline.items():
+        print(f"{name:10s} held-out refusal-vs-not kappa {row['kappa']:.2f} "
+              f"(95% CI {row['kappa_lo']:.2f} to {row['kappa_hi']:.2f}), accuracy {row['accuracy']:.0%}, n = {row['n']}")
+    return 0
+
+
+def add_judges_commands(subparsers: Any) -> None:
+    """Add ``judges sample``, ``judges train`` and ``judges validate`` to the ``personalab`` parser."""
+    judges = subparsers.add_parser("judges", help="build the labelling pool, train and validate the judges")
+    sub = judges.add_subparsers(dest="judges_command", required=True)
+    sub.add_parser("sample", help="generate experiments/labels/pool.csv from both embedded models"
+                   ).set_defaults(func=_cmd_sample)
+    sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
+                   ).set_defaults(func=_cmd_train)
+    validate = sub.add_parser("validate", help="compare every judge with the hand labels; write tables and figures")
+    validate.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over items")
+    validate.set_defaults(func=_cmd_validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,8 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     figures.set_defaults(func=_cmd_figures)
 
     sub.add_parser("cache", help="show what the generation cache holds").set_defaults(func=_cmd_cache)
-
-    from .judges.cli import add_judges_commands
 
     add_judges_commands(sub)
     return parser

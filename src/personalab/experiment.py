@@ -20,11 +20,11 @@ from typing import Any, Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .client import GenRequest, Generation, Harness, Sampling
-from .figures import save_figure, set_style
-from .outputs import figures_dir_for, results_dir_for, write_json, write_table
-from .registry import get_model
-from .serve import Endpoint, check_endpoint, serve
+from personalab.harness.client import GenRequest, Generation, Harness, Sampling
+from personalab.book.figures import save_figure, set_style
+from personalab.outputs import figures_dir_for, results_dir_for, write_json, write_table
+from personalab.harness.registry import get_model
+from personalab.harness.server import Endpoint, check_endpoint, serve
 
 #: Set by the pipeline: answer only from the generation cache and fail with CacheMiss otherwise, so that a rerun
 #: with nothing new to generate never starts a server.
@@ -63,7 +63,7 @@ class Run:
               progress: bool = True, **params: Any) -> "Run":
         """Connect to ``model_id`` (attach to a running server, use ``endpoint``, or start one) and prepare outputs."""
         spec = get_model(model_id)
-        from .judges import get_judge
+        from personalab.judges import get_judge
 
         get_judge(judge)  # unknown judge names fail here, before any generation
         stack = contextlib.ExitStack()
@@ -154,7 +154,7 @@ class Run:
     # -- judging ----------------------------------------------------------------------------------------------
     def judge(self, df: pd.DataFrame, reply: str = "reply", prefill: str = "prefill") -> pd.DataFrame:
         """Add ``label`` (refusal/compliance/other), ``confidence`` and boolean ``refused`` columns."""
-        from .judges import get_judge, judge_many
+        from personalab.judges import get_judge, judge_many
 
         judge = get_judge(self.judge_name)
         verdicts = judge_many(judge, list(df[reply]), prefills=[p or None for p in df[prefill]])
@@ -181,12 +181,13 @@ class Run:
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
         """Everything a reader needs to know what produced these results (no secrets)."""
-        from .judges import get_judge
+        from personalab.judges import get_judge
+        from personalab.judges.labels import label_set_hash
 
         spec = self.endpoint.spec
         judge = get_judge(self.judge_name)
         try:
-            from .prompts import REQUEST_SET_VERSION
+            from personalab.prompts import REQUEST_SET_VERSION
         except ImportError:
             REQUEST_SET_VERSION = None
         return {
@@ -195,7 +196,7 @@ class Run:
             "server": self.servers,
             "sampling": self.samplings,
             "seed": self.seed,
-            "judge": {"name": judge.name, "version": judge.version},
+            "judge": {"name": judge.name, "version": judge.version, **label_set_hash()},
             "prompt_set_version": REQUEST_SET_VERSION,
             "parameters": self.params,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .paths import REPO_ROOT
+from personalab.paths import REPO_ROOT
 
 STAGE_ENV = "PERSONALAB_STAGE_DIR"
 

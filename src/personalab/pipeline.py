@@ -19,10 +19,10 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .outputs import STAGE_ENV, figures_dir_for, results_dir_for
-from .paths import REPO_ROOT, repo_path
-from .registry import get_model, load_registry
-from .serve import serve
+from personalab.outputs import STAGE_ENV, figures_dir_for, results_dir_for
+from personalab.paths import REPO_ROOT, repo_path
+from personalab.harness.registry import get_model, load_registry
+from personalab.harness.server import serve
 
 EXECUTED_DIR = Path("experiments") / "executed"
 
@@ -98,7 +98,7 @@ def _execute(source: Path, target: Path, stage: Path, params: Mapping[str, Any],
     import jupytext
     import papermill
 
-    from .experiment import CACHE_ONLY_ENV
+    from personalab.experiment import CACHE_ONLY_ENV
 
     source_nb = stage / source.with_suffix(".ipynb").name
     jupytext.write(jupytext.read(source), source_nb)

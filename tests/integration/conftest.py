@@ -27,7 +27,7 @@ def integration_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 @pytest.fixture(scope="session")
 def pulled_model(integration_data: Path):
     """SmolLM2-135M pulled, verified and converted (a no-op when already in the model cache)."""
-    from personalab.models import pull
+    from personalab.harness.models import pull
 
     return pull(TEST_MODEL)
 
@@ -35,7 +35,7 @@ def pulled_model(integration_data: Path):
 @pytest.fixture(scope="package")
 def endpoint(pulled_model):
     """A real vLLM server for the integration tests, stopped after them (it holds a few GiB)."""
-    from personalab.serve import serve
+    from personalab.harness.server import serve
 
     with serve(TEST_MODEL) as ep:
         yield ep

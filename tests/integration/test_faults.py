@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from personalab.cache import GenerationCache
-from personalab.client import GenerationError, GenRequest, Harness, Sampling
-from personalab.registry import get_model
-from personalab.serve import VLLMServer
+from personalab.harness.cache import GenerationCache
+from personalab.harness.client import GenerationError, GenRequest, Harness, Sampling
+from personalab.harness.registry import get_model
+from personalab.harness.server import VLLMServer
 
 from .conftest import TEST_MODEL
 

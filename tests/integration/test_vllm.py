@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from personalab.cache import GenerationCache
-from personalab.client import GenRequest, Harness, Sampling
-from personalab.models import checkpoint_dir, is_pulled, pull
-from personalab.registry import get_model
-from personalab.serve import ServeError, find_running, served_models
+from personalab.harness.cache import GenerationCache
+from personalab.harness.client import GenRequest, Harness, Sampling
+from personalab.harness.models import checkpoint_dir, is_pulled, pull
+from personalab.harness.registry import get_model
+from personalab.harness.server import ServeError, find_running, served_models
 
 from .conftest import TEST_MODEL
 

@@ -1,4 +1,4 @@
-"""Tests for personalab.cache: stable keys, get/put semantics, WAL mode, two processes writing at once."""
+"""Tests for personalab.harness.cache: stable keys, get/put semantics, WAL mode, two processes writing at once."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from personalab.cache import GenerationCache, cache_key, default_cache_path
-from personalab.client import GenRequest, Sampling
+from personalab.harness.cache import GenerationCache, cache_key, default_cache_path
+from personalab.harness.client import GenRequest, Sampling
 
 BASE = {"model": "m", "weights": "w" * 64, "messages": [{"role": "user", "content": "hi"}], "prompt": None,
         "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 16, "n": 1, "seed": 0, "logprobs": False,

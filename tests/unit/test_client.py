@@ -1,4 +1,4 @@
-"""Tests for personalab.client against an in-process fake OpenAI server (httpx.MockTransport): ordering, caching,
+"""Tests for personalab.harness.client against an in-process fake OpenAI server (httpx.MockTransport): ordering, caching,
 deduplication, prefill, logprobs, provenance without secrets, retries, restarts and input validation."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from datetime import datetime
 import httpx
 import pytest
 
-from personalab.cache import GenerationCache
-from personalab.client import GenerationError, GenRequest, Harness, Sampling
-from personalab.registry import ModelSpec, WheelPart
-from personalab.serve import Endpoint, ServeError
+from personalab.harness.cache import GenerationCache
+from personalab.harness.client import GenerationError, GenRequest, Harness, Sampling
+from personalab.harness.registry import ModelSpec, WheelPart
+from personalab.harness.server import Endpoint, ServeError
 
 SHA = "cd" * 32
 KEY_ENV = "PERSONALAB_TEST_API_KEY"

@@ -1,4 +1,4 @@
-"""Tests for personalab.depth: sweep conditions, outcomes, fits, first-token measures (no server)."""
+"""Tests for personalab.experiments.depth: sweep conditions, outcomes, fits, first-token measures (no server)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalab import depth
+from personalab.experiments import depth
+from personalab.book.chapters import depth as depth_chapter
+from personalab.book.plots import depth as depth_plots
 from personalab.attacks import REFUSAL_OPENING
 from personalab.experiment import Run
-from personalab.registry import get_model
-from personalab.serve import Endpoint
+from personalab.harness.registry import get_model
+from personalab.harness.server import Endpoint
 from personalab.prompts import load_items
 
 WORDS = depth.TokenUnit("whitespace words")
@@ -233,24 +235,24 @@ def test_plots_return_figures() -> None:
     """The three figure builders run on small tables."""
     df = _judged({0: 0.1, 5: 0.5, 40: 0.9})
     fit = depth.fit_depth(df, n_boot=10)
-    fig = depth.plot_sweep(depth.sweep_rates(df), fit, depth.fit_band(df, [0, 5, 40], n_boot=10)[0], "c", "t")
+    fig = depth_plots.plot_sweep(depth.sweep_rates(df), fit, depth.fit_band(df, [0, 5, 40], n_boot=10)[0], "c", "t")
     assert fig.axes
     probes, replies = _probe_frames()
     scored = replies.merge(probes, on=["condition", "item"]).assign(p=0.5)
     mass = depth.mass_by_condition(scored, "p", n_boot=10)
-    assert depth.plot_first_token(mass, depth.top_tokens(probes, "direct/plain"), "I", "t").axes
-    assert depth.plot_calibration(depth.calibration_table(scored, "p"), "t").axes
+    assert depth_plots.plot_first_token(mass, depth.top_tokens(probes, "direct/plain"), "I", "t").axes
+    assert depth_plots.plot_calibration(depth.calibration_table(scored, "p"), "t").axes
 
 
 def test_chapter_phrases_follow_the_data() -> None:
     """Crossing phrases say inside / before / beyond the sweep; undefined AUCs are said to be undefined."""
     row = {"status": "crosses 50% within the sweep", "k_max": 40}
-    assert "passes 50% at k = 4.0" in depth.crossing_phrase(row, {"level": 0.5, "k": 4.0, "lo": 2.0, "hi": 7.0})
-    assert "already at k = 0" in depth.crossing_phrase(row, {"level": 0.5, "k": -0.3, "lo": -0.6, "hi": 0.1})
-    assert "beyond the sweep" in depth.crossing_phrase(row, {"level": 0.9, "k": 80.0, "lo": 50.0, "hi": 200.0})
-    wide = depth.crossing_phrase(row, {"level": 0.9, "k": 19.0, "lo": -0.5, "hi": 900.0})
+    assert "passes 50% at k = 4.0" in depth_chapter.crossing_phrase(row, {"level": 0.5, "k": 4.0, "lo": 2.0, "hi": 7.0})
+    assert "already at k = 0" in depth_chapter.crossing_phrase(row, {"level": 0.5, "k": -0.3, "lo": -0.6, "hi": 0.1})
+    assert "beyond the sweep" in depth_chapter.crossing_phrase(row, {"level": 0.9, "k": 80.0, "lo": 50.0, "hi": 200.0})
+    wide = depth_chapter.crossing_phrase(row, {"level": 0.9, "k": 19.0, "lo": -0.5, "hi": 900.0})
     assert wide == "the fitted curve passes 90% at k = 19.0 (95% bootstrap CI below 0 to beyond the sweep's 40)"
     flat = {"status": "not identified: complied in every reply at every k"}
-    assert depth.crossing_phrase(flat) == "no curve could be fitted: compliance in every reply at every k"
-    assert depth.auc_phrase(0.8312, 0.7, 0.93) == "0.83 (95% bootstrap CI 0.70 to 0.93)"
-    assert "undefined" in depth.auc_phrase(float("nan"), float("nan"), float("nan"))
+    assert depth_chapter.crossing_phrase(flat) == "no curve could be fitted: compliance in every reply at every k"
+    assert depth_chapter.auc_phrase(0.8312, 0.7, 0.93) == "0.83 (95% bootstrap CI 0.70 to 0.93)"
+    assert "undefined" in depth_chapter.auc_phrase(float("nan"), float("nan"), float("nan"))

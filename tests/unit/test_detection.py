@@ -1,4 +1,4 @@
-"""Unit tests for personalab.detection: prompts, grouped cross-validation, AUC intervals, tables (no server)."""
+"""Unit tests for personalab.experiments.detection: prompts, grouped cross-validation, AUC intervals, tables (no server)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalab import detection as dt
+from personalab.experiments import detection as dt
+from personalab.book.plots import detection as dt_plots
 from personalab.prompts import load_items
 
 
@@ -84,5 +85,5 @@ def test_marker_and_attack_tables():
     assert table["success"].between(0, 1).all()
     diff = dt.attack_difference(att, n_boot=50)
     assert diff.iloc[1]["difference"] == pytest.approx(-0.5)
-    assert dt.auc_plot(pd.DataFrame([{"test": "A vs B", "auc": 0.8, "lo": 0.7, "hi": 0.9}])).axes
-    assert dt.robustness_plot(table).axes
+    assert dt_plots.auc_plot(pd.DataFrame([{"test": "A vs B", "auc": 0.8, "lo": 0.7, "hi": 0.9}])).axes
+    assert dt_plots.robustness_plot(table).axes

@@ -1,4 +1,4 @@
-"""Tests for personalab.erosion: many-shot planning and fits, event times, survival curves, the control."""
+"""Tests for personalab.experiments.erosion: many-shot planning and fits, event times, survival curves, the control."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalab import erosion
+from personalab.experiments import erosion
 from personalab.prompts import load_items
 
 

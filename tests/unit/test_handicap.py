@@ -1,4 +1,4 @@
-"""Unit tests for personalab.handicap: conversations, selection, cost accounting, summaries and the market model."""
+"""Unit tests for personalab.experiments.handicap: conversations, selection, cost accounting, summaries and the market model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalab import handicap as hc
+from personalab.experiments import handicap as hc
 from personalab.prompts import load_items, twin_of
 
 

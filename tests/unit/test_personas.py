@@ -1,4 +1,4 @@
-"""Unit tests for personalab.personas: the persona registry, prompts and the variance decomposition (no server)."""
+"""Unit tests for personalab.experiments.personas: the persona registry, prompts and the variance decomposition (no server)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalab import personas as ps
-from personalab.client import Sampling
+from personalab.book.plots import personas as persona_plots
+from personalab.experiments import personas as ps
+from personalab.harness.client import Sampling
 from personalab.prompts import load_items
 
 
@@ -92,8 +93,8 @@ def test_variance_decomposition_and_rates_tables():
 def test_figures_build():
     df = _fake()
     rates = ps.persona_rates(df)
-    for fig in (ps.persona_rate_plot(rates), ps.mode_plot(rates),
-                ps.variance_plot(ps.variance_decomposition(df, n_boot=20))):
+    for fig in (persona_plots.persona_rate_plot(rates), persona_plots.mode_plot(rates),
+                persona_plots.variance_plot(ps.variance_decomposition(df, n_boot=20))):
         assert fig.axes
 
 

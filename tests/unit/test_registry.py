@@ -1,4 +1,4 @@
-"""Tests for personalab.registry: the real registry parses, and every malformed entry fails with one clear sentence."""
+"""Tests for personalab.harness.registry: the real registry parses, and every malformed entry fails with one clear sentence."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from personalab.paths import repo_path
-from personalab.registry import RegistryError, get_model, load_registry, parse_registry
+from personalab.harness.registry import RegistryError, get_model, load_registry, parse_registry
 
 SRC = Path("models.yaml")
 SHA = "ab" * 32

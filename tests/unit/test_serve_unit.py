@@ -1,4 +1,4 @@
-"""Unit tests for personalab.serve without vLLM: the server's command line and environment, ports, API keys."""
+"""Unit tests for personalab.harness.server without vLLM: the server's command line and environment, ports, API keys."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from personalab import serve
-from personalab.models import MARKER, checkpoint_dir
-from personalab.registry import ModelSpec, WheelPart
-from personalab.serve import LOCAL_HOST, Endpoint, ServeError, VLLMServer, free_port
+from personalab.harness import server as serve
+from personalab.harness.models import MARKER, checkpoint_dir
+from personalab.harness.registry import ModelSpec, WheelPart
+from personalab.harness.server import LOCAL_HOST, Endpoint, ServeError, VLLMServer, free_port
 
 SHA = "ef" * 32
 EMBEDDED = ModelSpec(id="tiny-embedded", kind="embedded", display_name="Tiny", sha256=SHA, max_model_len=2048,

@@ -1,4 +1,4 @@
-"""Tests for personalab.slippage: conditions, the capability (competence) rules, rate and slippage tables, the
+"""Tests for personalab.experiments.slippage: conditions, the capability (competence) rules, rate and slippage tables, the
 gallery rule and the figures, on synthetic judged replies (no server)."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from personalab import slippage as sl
+from personalab.experiments import slippage as sl
+from personalab.book.chapters import slippage as sl_chapter
+from personalab.book.plots import slippage as sl_plots
 from personalab.attacks import FAMILIES, get_wrapper, to_leetspeak, wrappers
 from personalab.prompts import load_items, twin_of
 
@@ -155,8 +157,8 @@ def test_figures_draw(tmp_path) -> None:
     df = fake_replies({"identity/expert": False})
     fam = sl.family_rates(sl.rate_tables(df))
     assert set(fam["family"]) == set(FAMILIES)
-    fig = sl.family_heatmap({"qwen2.5-coder-0.5b-instruct": fam, "smollm2-135m-instruct": fam})
-    fig2 = sl.slippage_plot(sl.slippage_table(df, n_boot=50), title="t")
+    fig = sl_plots.family_heatmap({"qwen2.5-coder-0.5b-instruct": fam, "smollm2-135m-instruct": fam})
+    fig2 = sl_plots.slippage_plot(sl.slippage_table(df, n_boot=50), title="t")
     fig.savefig(tmp_path / "h.png")
     fig2.savefig(tmp_path / "s.png")
     plt.close("all")
@@ -164,18 +166,18 @@ def test_figures_draw(tmp_path) -> None:
 
 def test_collect_family_rates_puts_the_current_table_under_its_model() -> None:
     fam = sl.family_rates(sl.rate_tables(fake_replies()))
-    tables = sl.collect_family_rates("qwen2.5-coder-0.5b-instruct", fam, experiment="no-such-experiment")
+    tables = sl_plots.collect_family_rates("qwen2.5-coder-0.5b-instruct", fam, experiment="no-such-experiment")
     assert list(tables) == ["qwen2.5-coder-0.5b-instruct"]
 
 
 def test_summary_tables_for_the_chapter() -> None:
     df = fake_replies({"identity/expert": False})
     rates, slip = sl.rate_tables(df), sl.slippage_table(df, n_boot=50)
-    fam = sl.summary_table(rates, slip)
+    fam = sl_chapter.summary_table(rates, slip)
     assert list(fam["family"]) == list(FAMILIES)
     assert fam.loc[0, "slippage, points"] == "baseline"
     assert fam.set_index("family").loc["identity", "slippage, points"].startswith("+25")
-    per_wrapper = sl.summary_table(rates, slip, level="wrapper").set_index("wrapper")
+    per_wrapper = sl_chapter.summary_table(rates, slip, level="wrapper").set_index("wrapper")
     assert per_wrapper.loc["prefill/k5", "over-refusal on benign twins"] == "not applicable"
-    cap = sl.capability_summary(sl.capability_table(df))
+    cap = sl_chapter.capability_summary(sl.capability_table(df))
     assert list(cap["wrapper"]) == list(sl.FORM_CHECKS) and cap.shape[1] == 5

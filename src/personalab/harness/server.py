@@ -24,9 +24,9 @@ from typing import Iterator
 
 import httpx
 
-from .models import checkpoint_dir, is_pulled, pull
-from .paths import data_dir, logs_dir
-from .registry import ModelSpec, get_model
+from personalab.harness.models import checkpoint_dir, is_pulled, pull
+from personalab.paths import data_dir, logs_dir
+from personalab.harness.registry import ModelSpec, get_model
 
 #: Environment variable naming an already running OpenAI-compatible base URL to use instead of starting one.
 ENDPOINT_ENV = "PERSONALAB_ENDPOINT"

@@ -6,8 +6,8 @@ experiment runs) and glue strings into the prose with myst-nb, so every number i
 
 from __future__ import annotations
 
-from .outputs import read_json, read_table, results_dir_for
-from .stats import Rate, rate
+from personalab.outputs import read_json, read_table, results_dir_for
+from personalab.stats import Rate, rate
 
 
 def pct(x: float) -> str:

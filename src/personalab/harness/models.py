@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .paths import cache_dir, models_dir
-from .registry import ModelSpec, get_model
+from personalab.paths import cache_dir, models_dir
+from personalab.harness.registry import ModelSpec, get_model
 
 MARKER = "personalab.json"
 _GGUF_MAGIC = b"GGUF"

@@ -8,6 +8,9 @@ Three measurements share this module so that the notebook stays a few calls long
   turn with the model's own replies fed back (:func:`escalate`), scored as time to the first compliant reply
   to an escalated request (:func:`first_events`, :func:`survival_curve`);
 - the control: best-of-N resampling of the direct request with the same number of tries (:func:`best_of_n`).
+
+Its figures are in :mod:`personalab.book.plots.erosion`, the numbers its chapter quotes in
+:mod:`personalab.book.chapters.erosion`.
 """
 
 from __future__ import annotations
@@ -16,16 +19,14 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy.stats import CensoredData, ecdf
 
-from .attacks import ContextTooLong, escalation_turns, many_shot
-from .client import Sampling
-from .prompts import Item
-from .stats import bootstrap_ci, bootstrap_difference, power_law_fit, rate_table, wilson_interval
-from .book import pct
+from personalab.attacks import ContextTooLong, escalation_turns, many_shot
+from personalab.harness.client import Sampling
+from personalab.prompts import Item
+from personalab.stats import bootstrap_ci, bootstrap_difference, power_law_fit, rate_table, wilson_interval
 
 ESCALATION = "escalation (greedy, turn by turn)"
 BEST_OF_N = "best-of-N (direct request)"
@@ -38,8 +39,8 @@ def load_tokenizer(model_id: str) -> Any:
     """The model's own tokenizer, loaded offline from its converted checkpoint."""
     from transformers import AutoTokenizer
 
-    from .models import checkpoint_dir
-    from .registry import get_model
+    from personalab.harness.models import checkpoint_dir
+    from personalab.harness.registry import get_model
 
     return AutoTokenizer.from_pretrained(checkpoint_dir(get_model(model_id)), local_files_only=True)
 
@@ -133,34 +134,6 @@ def fit_many_shot_power_law(replies: pd.DataFrame, min_shots: int = 1, n_boot: i
             "shots_used": " ".join(str(int(v)) for v in x), "n_items": sub["item"].nunique(),
             "c": c, "c_lo": c_lo, "c_hi": c_hi, "alpha": alpha, "alpha_lo": a_lo, "alpha_hi": a_hi,
             "n_boot": n_boot, "undefined_share": undefined["alpha"] / n_boot}
-
-
-def many_shot_figure(rates: pd.DataFrame, fit: dict[str, Any], title: str) -> plt.Figure:
-    """Attack success against shots on log-log axes (n = 0 drawn apart at the left), with the fitted law."""
-    fig, ax = plt.subplots()
-    pos = rates[rates["shots"] >= 1]
-    err = [pos["success"] - pos["success_lo"], pos["success_hi"] - pos["success"]]
-    ax.errorbar(pos["shots"], pos["success"], yerr=err, fmt="o", capsize=4, label="attack success (Wilson 95%)")
-    zero = rates[rates["shots"] == 0]
-    if len(zero):
-        ax.axhline(float(zero["success"].iloc[0]), color="grey", ls=":", label="no shots (n = 0)")
-    if math.isfinite(fit["alpha"]):
-        xs = np.geomspace(pos["shots"].min(), pos["shots"].max(), 50)
-        ax.plot(xs, fit["c"] * xs ** fit["alpha"], "-",
-                label=f"fit: {fit['c']:.2f}·n^{fit['alpha']:.2f} "
-                      f"(α 95% CI {fit['alpha_lo']:.2f} to {fit['alpha_hi']:.2f})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(pos["shots"], [str(int(v)) for v in pos["shots"]])
-    ax.minorticks_off()
-    ticks = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    ax.set_yticks(ticks, [f"{t:.0%}" for t in ticks])
-    ax.set_ylim(max(0.04, float(rates["success_lo"].min()) * 0.9), 1.05)
-    ax.set_xlabel("faux compliant exchanges in context (n)")
-    ax.set_ylabel("attack success (1 − refusal rate)")
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
-    ax.set_title(title)
-    return fig
 
 
 # ------------------------------------------------------------------------------------------------ escalation
@@ -308,97 +281,8 @@ def final_turn_vs_direct(esc: pd.DataFrame, direct: pd.DataFrame, n_boot: int = 
             "hi": hi, "n_items": both["item"].nunique(), "n_boot": n_boot}
 
 
-def survival_figure(curves: dict[str, pd.DataFrame], title: str, xlabel: str) -> plt.Figure:
-    """Share not yet complied by turn/try for each arm: KM steps with their band (Wilson where KM is degenerate)."""
-    fig, ax = plt.subplots()
-    for name, curve in curves.items():
-        start = {"turn": 0, "survival": 1.0, "km_lo": 1.0, "km_hi": 1.0, "lo": 1.0, "hi": 1.0, "n": curve["n"].iloc[0]}
-        curve = pd.concat([pd.DataFrame([start]), curve], ignore_index=True)
-        lo = curve["km_lo"].where(curve["km_hi"] - curve["km_lo"] > 0, curve["lo"])
-        hi = curve["km_hi"].where(curve["km_hi"] - curve["km_lo"] > 0, curve["hi"])
-        line = ax.step(curve["turn"], curve["survival"], where="post", label=f"{name} (n = {curve['n'].iloc[0]})")
-        ax.fill_between(curve["turn"], lo.fillna(curve["lo"]), hi.fillna(curve["hi"]), step="post", alpha=0.2,
-                        color=line[0].get_color())
-    ax.set_ylim(0, 1.02)
-    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xticks(sorted(set().union(*[set(c["turn"]) for c in curves.values()])))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share not yet complied")
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title(title)
-    return fig
-
-
 def turn_refusal_rates(df: pd.DataFrame) -> pd.DataFrame:
     """Refusal rate at every turn (Wilson intervals), keeping the user message's role in the script."""
     table = rate_table(df, by=["turn"], outcome="refused")
     kinds = df.groupby("turn").agg(escalated=("escalated", "first"), target_turn=("target_turn", "first"))
     return table.merge(kinds.reset_index(), on="turn")
-
-
-# ------------------------------------------------------------------------------------------------ chapter
-
-
-def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str]:
-    """The formatted numbers the erosion chapter glues for one model, read from its committed results."""
-    from .book import direction_phrase, interval_phrase, provenance
-    from .outputs import read_table, results_dir_for
-    from .stats import rate
-
-    d = results_dir_for(experiment, model_id)
-    prov = provenance(experiment, model_id)
-    ms = read_table(d / "many_shot_rates.csv").set_index("shots")
-    fit = read_table(d / "many_shot_fit.csv").iloc[0]
-    turns = read_table(d / "escalation_turn_rates.csv").set_index("turn")
-    tries = read_table(d / "best_of_n_try_rates.csv").set_index("turn")
-    cmp_ = read_table(d / "escalation_vs_best_of_n.csv").iloc[0]
-    strict = read_table(d / "final_turn_vs_direct.csv").iloc[0]
-    skipped = prov.get("shots_skipped") or []
-
-    def r(row: pd.Series) -> str:
-        return str(rate(int(row["k"]), int(row["n"])))
-
-    top = int(ms.index.max())
-    last = int(turns.index.max())
-    budget = int(cmp_["budget"])
-    n_items = int(cmp_["n_items"])
-    fit_ok = math.isfinite(float(fit["alpha"]))
-    return {
-        "name": prov["model"]["name"].split(" (")[0],
-        "n": str(prov["n_items"]),
-        "judge": f'{prov["judge"]["name"]} {prov["judge"]["version"]}',
-        "ms_zero": r(ms.loc[0]) if 0 in ms.index else "not measured",
-        "ms_top_n": str(top),
-        "ms_top": r(ms.loc[top]),
-        "ms_skipped": ("n = " + ", ".join(str(s) for s in skipped) + " did not fit its context and was skipped")
-        if skipped else "every n fitted its context",
-        "alpha": (f'{fit["alpha"]:.2f} (95% bootstrap CI {fit["alpha_lo"]:.2f} to {fit["alpha_hi"]:.2f})'
-                  if fit_ok else "undefined (an attack-success rate of zero)"),
-        "c": (f'{pct(fit["c"])} (95% bootstrap CI {pct(fit["c_lo"])} to {pct(fit["c_hi"])})'
-              if fit_ok else "undefined"),
-        "undefined": f'{fit["undefined_share"] * 100:.0f}%',
-        "ms_one": r(ms.loc[1]) if 1 in ms.index else "not measured",
-        "ms_two": r(ms.loc[2]) if 2 in ms.index else "not measured",
-        "alpha_verdict": ("the exponent's interval lies above zero: success kept rising with more shots"
-                          if fit_ok and fit["alpha_lo"] > 0 else
-                          "the exponent's interval lies below zero: success fell with more shots"
-                          if fit_ok and fit["alpha_hi"] < 0 else
-                          "the exponent's interval includes zero: beyond one shot, more shots did not measurably "
-                          "raise success" if fit_ok else "no exponent could be fitted"),
-        "shots_used": str(fit["shots_used"]).replace(" ", ", "),
-        "turn1": r(turns.loc[1]),
-        "turn_last": r(turns.loc[last]),
-        "turns": str(last),
-        "budget": str(budget),
-        "esc_share": str(rate(round(cmp_["escalation"] * n_items), n_items)),
-        "bon_share": str(rate(round(cmp_["best_of_n"] * n_items), n_items)),
-        "bon_first": r(tries.loc[1]),
-        "diff": interval_phrase(cmp_["difference"], cmp_["lo"], cmp_["hi"]),
-        "verdict": direction_phrase(cmp_["lo"], cmp_["hi"],
-                                    lower="escalation got more compliance than the same number of retries",
-                                    higher="the retries got more compliance than the escalation"),
-        "strict_diff": interval_phrase(strict["difference"], strict["lo"], strict["hi"]),
-        "strict_verdict": direction_phrase(strict["lo"], strict["hi"],
-                                           lower="after the escalation the target request was refused less often",
-                                           higher="after the escalation the target request was refused more often"),
-    }

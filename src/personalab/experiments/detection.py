@@ -12,6 +12,9 @@ B, so that no outside observer could tell them apart, while the two would still 
   A-mimic vs B and the A-vs-B classifier applied unchanged to A-mimic vs B (:func:`transfer_auc`).
 - Do A and B differ in robustness? (:func:`ask_attacks`, :func:`attack_table`: one wrapper per attack family on
   held-out targets, refusal and attack success with Wilson intervals, A minus B with a paired bootstrap.)
+
+The figures are in :mod:`personalab.book.plots.detection`; what the chapter quotes, and the example refusals the
+notebook shows, are in :mod:`personalab.book.chapters.detection`.
 """
 
 from __future__ import annotations
@@ -21,15 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from .attacks import get_wrapper
-from .prompts import Item
-from .stats import _percentile, bootstrap_difference, rate_table
-from .book import pct
+from personalab.attacks import get_wrapper
+from personalab.prompts import Item
+from personalab.stats import _percentile, bootstrap_difference, rate_table
 
 EXPERIMENT = "detection"
 
@@ -173,7 +173,7 @@ def auc_interval(y: np.ndarray, s: np.ndarray, groups: Sequence[Any], n_boot: in
 
 def embed_replies(df: pd.DataFrame) -> np.ndarray:
     """MiniLM embeddings of the replies, the same function the embedding judge uses."""
-    from .judges.embedding import features
+    from personalab.judges.embedding import features
 
     return features(list(df["reply"]), [p or None for p in df.get("prefill", [""] * len(df))])
 
@@ -255,117 +255,9 @@ def attack_difference(attacks: pd.DataFrame, a: str = "A", b: str = "B", n_boot:
     return pd.DataFrame(rows)
 
 
-def examples(refusals: pd.DataFrame, per_system: int = 2, width: int = 260) -> pd.DataFrame:
-    """The first ``per_system`` refusals of each system (items in id order), cut to ``width`` characters."""
-    sub = refusals.sort_values(["system", "item", "sample"], kind="stable").groupby("system").head(per_system)
-    flat = sub["reply"].map(lambda t: " ".join(str(t).split()))
-    return sub.assign(reply=flat.map(lambda t: t if len(t) <= width else t[: width - 1] + "…"))[
-        ["system", "item", "reply"]].reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------------------------------- figures
-
-
-def auc_plot(aucs: pd.DataFrame, title: str | None = None) -> plt.Figure:
-    """AUC of each detection test with its bootstrap interval; 0.5 is chance."""
-    fig, ax = plt.subplots(figsize=(7, 3))
-    for i, (_, r) in enumerate(aucs.iterrows()):
-        ax.errorbar(r["auc"], i, xerr=[[r["auc"] - r["lo"]], [r["hi"] - r["auc"]]], fmt="o", ms=8, capsize=4)
-    ax.axvline(0.5, color="grey", lw=1, ls="--")
-    ax.set_yticks(range(len(aucs)), aucs["test"])
-    ax.invert_yaxis()
-    ax.set_xlim(0.3, 1.02)
-    ax.set_xlabel("cross-validated AUC (0.5 = chance), 95% bootstrap CI over requests")
-    if title:
-        ax.set_title(title)
-    return fig
-
-
-def robustness_plot(table: pd.DataFrame, title: str | None = None) -> plt.Figure:
-    """Attack success (1 - refusal) per condition, one bar per system, Wilson 95% intervals."""
-    from .figures import rate_bars
-
-    t = table.assign(rate=table["success"], lo=table["success_lo"], hi=table["success_hi"],
-                     k=table["n"] - table["k"], condition=table["condition"].str.replace("/", "\n", regex=False)
-                     .str.replace("_", " ", regex=False))
-    fig = rate_bars(t, x="condition", hue="system", ylabel="attack success (not refused)", title=title)
-    fig.set_size_inches(10, 4.2)
-    fig.axes[0].tick_params(axis="x", labelsize=9)
-    fig.axes[0].legend(title="system", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------------- chapter
-
-
-def chapter_numbers(model_id: str) -> dict[str, str]:
-    """Formatted strings the detection chapter glues, read from one model's committed results."""
-    from .outputs import read_json, read_table, results_dir_for
-
-    d = results_dir_for(EXPERIMENT, model_id)
-    prov = read_json(d / "provenance.json")
-    aucs = read_table(d / "auc.csv")
-    att = read_table(d / "attacks.csv")
-    diff = read_table(d / "attack_difference.csv")
-    kept = read_table(d / "refusal_rates.csv")
-    out = {"model": prov["model"]["name"].split(" (")[0], "n_items": str(prov["n_items"]),
-           "n_heldout": str(prov["n_heldout"]), "n_samples": str(prov["n_samples"]),
-           "temperature": f"{prov['parameters']['temperature']:g}",
-           "gen_s": f"{prov['generations']['generation_wall_s'] / 60:.0f} minutes"}
-    for key, test in (("ab", "A vs B"), ("mimic", "A-mimic vs B (retrained)"),
-                      ("transfer", "A-mimic vs B (A-vs-B detector)")):
-        r = aucs[aucs["test"] == test].iloc[0]
-        out[f"auc_{key}"] = f"{r['auc']:.2f} (95% CI {r['lo']:.2f}–{r['hi']:.2f})"
-        out[f"n_{key}"] = f"{int(r['n_positive'])} and {int(r['n_negative'])}"
-    for system in ("A", "B", "A-mimic"):
-        s = kept[kept["system"] == system]
-        k, n = int(s["k"].sum()), int(s["n"].sum())
-        out[f"kept_{system}"] = f"{k} of {n}"
-    for _, r in att.iterrows():
-        if r["condition"] in ("direct/plain", "all attacks"):
-            key = "direct" if r["condition"] == "direct/plain" else "attacked"
-            out[f"success_{key}_{r['system']}"] = (f"{pct(r['success'])} ({pct(r['success_lo'])}–"
-                                                   f"{pct(r['success_hi'])}, n = {int(r['n'])})")
-    for _, r in diff.iterrows():
-        key = "direct" if r["condition"] == "direct" else "attacked"
-        out[f"diff_{key}"] = (f"{r['difference'] * 100:+.0f} percentage points (95% bootstrap CI "
-                              f"{r['lo'] * 100:+.0f} to {r['hi'] * 100:+.0f})")
-        out[f"diff_{key}_verdict"] = (
-            "System A refused more often than System B" if r["lo"] > 0 else
-            "System B refused more often than System A" if r["hi"] < 0 else
-            "the interval includes zero, so this sample cannot tell the two systems apart")
-    for key in ("ab", "mimic", "transfer"):
-        test = {"ab": "A vs B", "mimic": "A-mimic vs B (retrained)", "transfer": "A-mimic vs B (A-vs-B detector)"}[key]
-        r = aucs[aucs["test"] == test].iloc[0]
-        out[f"auc_{key}_verdict"] = ("the classifier did better than chance" if r["lo"] > 0.5 else
-                                     "the classifier did worse than chance" if r["hi"] < 0.5 else
-                                     "the interval includes 0.5, so the classifier did no better than chance")
-    out["prediction"] = prediction_verdict(aucs, diff)
-    return out
-
-
-def prediction_verdict(aucs: pd.DataFrame, diff: pd.DataFrame) -> str:
-    """One sentence: does the run show the essay's pattern (mimic indistinguishable, robustness different)?"""
-    m = aucs[aucs["test"] == "A-mimic vs B (retrained)"].iloc[0]
-    d = diff[diff["condition"] == "all attacks"].iloc[0]
-    hidden = m["lo"] <= 0.5
-    differs = d["lo"] > 0 or d["hi"] < 0
-    if hidden and differs:
-        return ("this run shows the essay's pattern: the imitation could not be told from System B, while the "
-                "two systems' refusal rates under attack differed")
-    if hidden:
-        return ("this run shows only half of the essay's pattern: the imitation could not be told from System B, "
-                "but no difference in robustness between A and B was detectable either")
-    if differs:
-        return ("this run does not show the essay's pattern: the two systems differed under attack, but even the "
-                "imitation remained distinguishable from System B")
-    return ("this run does not show the essay's pattern: the imitation remained distinguishable from System B, "
-            "and no difference in robustness between A and B was detectable")
-
-
 __all__ = [
     "ATTACKS", "EXPERIMENT", "MARKERS", "SYSTEMS", "SYSTEM_A", "SYSTEM_A_MIMIC", "SYSTEM_B", "SystemWrapped",
     "ask_attacks", "ask_styles", "attack_conditions", "attack_difference", "attack_table", "auc",
-    "auc_interval", "auc_plot", "auc_table", "chapter_numbers", "detection_auc", "embed_replies", "examples",
-    "grouped_scores", "marker_table", "prediction_verdict", "refusal_rates", "robustness_plot",
+    "auc_interval", "auc_table", "detection_auc", "embed_replies", "grouped_scores", "marker_table",
+    "refusal_rates",
 ]

@@ -11,7 +11,8 @@ Three measurements back the ``depth`` experiment:
   probability of the model's canonical refusal-opening token, and how well it predicts the judged full reply.
 
 Tokens are the model's own tokenizer tokens when its checkpoint is on disk (embedded models), else whitespace
-words (:func:`token_unit` says which was used).
+words (:func:`token_unit` says which was used). The figures are in :mod:`personalab.book.plots.depth`; the
+chapter's phrases are in :mod:`personalab.book.chapters.depth`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-
-from .attacks import REFUSAL_OPENING, Conversation, get_wrapper, prefill, refusal_prefill, wrappers
-from .client import GenRequest, Sampling
-from .prompts import Item
 from scipy import special
 
-from .stats import bootstrap_ci, bootstrap_difference, logistic_fit, rate_table
+from personalab.attacks import REFUSAL_OPENING, Conversation, get_wrapper, prefill, refusal_prefill, wrappers
+from personalab.harness.client import GenRequest, Sampling
+from personalab.prompts import Item
+from personalab.stats import bootstrap_ci, bootstrap_difference, logistic_fit, rate_table
 
 K_VALUES: tuple[int, ...] = (0, 1, 2, 3, 5, 10, 20, 40)
 """Prefilled tokens of the compliant opening in the default sweep."""
@@ -48,9 +46,6 @@ SCALES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray
 
 CALIBRATION_BINS: int = 5
 """Quantile bins of the refusal-opening probability in the calibration table (a model's range can be narrow)."""
-
-VARIANTS: tuple[str, ...] = ("target", "benign")
-"""Order (and so colour) of request variants in the first-token figure."""
 
 
 # ------------------------------------------------------------------------------------------------ tokens
@@ -72,7 +67,7 @@ class TokenUnit:
 def token_unit(spec: Any) -> TokenUnit:
     """The model's own tokenizer (loaded offline from its converted checkpoint) or whitespace words as a fallback."""
     if getattr(spec, "kind", None) == "embedded":
-        from .models import checkpoint_dir
+        from personalab.harness.models import checkpoint_dir
 
         folder = checkpoint_dir(spec)
         if folder.exists():
@@ -241,32 +236,6 @@ def contrasts(df: pd.DataFrame, outcome: str = "complied", n_boot: int = 1000, s
     return pd.DataFrame(rows)
 
 
-def plot_sweep(rates: pd.DataFrame, fit: DepthFit | None, band: pd.DataFrame | None, ylabel: str,
-               title: str) -> plt.Figure:
-    """Observed rates (Wilson bars) against k on a log(1 + k) axis, with the fitted curve and its bootstrap band."""
-    fig, ax = plt.subplots()
-    x = rates["depth"].to_numpy(dtype=float)
-    ax.errorbar(x, rates["rate"], yerr=[rates["rate"] - rates["lo"], rates["hi"] - rates["rate"]], fmt="o",
-                capsize=4, label="observed (95% Wilson)")
-    if "other_rate" in rates and rates["other_rate"].gt(0).any():
-        some = rates["other_rate"].gt(0).to_numpy()
-        ax.plot(x[some], rates["other_rate"].to_numpy()[some], "x", color="grey", label="judge: other")
-    if band is not None and fit is not None and fit.identified:
-        ax.fill_between(band["depth"], band["lo"], band["hi"], alpha=0.25, label="fit, 95% bootstrap band")
-        ax.plot(band["depth"], fit.predict(band["depth"]), "-", label=f"logistic in {'log(1+k)' if fit.scale == 'log1p' else 'k'}")
-    ax.axhline(0.5, color="black", lw=0.6, ls=":")
-    ax.set_xscale("function", functions=(np.log1p, np.expm1))
-    ax.set_xticks(x, [str(int(v)) for v in x])
-    ax.set_xlim(-0.2, x.max() * 1.1)
-    ax.set_ylim(0, 1.02)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("prefilled tokens k")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8, loc="best")
-    return fig
-
-
 # ------------------------------------------------------------------------------------------------ first token
 
 
@@ -412,89 +381,10 @@ def top_tokens(probes: pd.DataFrame, condition: str, n: int = 8) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def plot_first_token(mass: pd.DataFrame, tokens: pd.DataFrame, label: str, title: str) -> plt.Figure:
-    """Left: mean refusal probability per condition (bootstrap bars); right: likeliest first tokens, direct."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    conditions = list(dict.fromkeys(mass["condition"]))
-    variants = [v for v in VARIANTS if v in set(mass["variant"])]
-    colours = dict(zip(VARIANTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    width = 0.8 / max(len(variants), 1)
-    for vi, variant in enumerate(variants):
-        sub = mass[mass["variant"] == variant].set_index("condition").reindex(conditions)
-        pos = np.arange(len(conditions)) - 0.4 + width * (vi + 0.5)
-        left.bar(pos, sub["mean"], width=width * 0.95, yerr=[sub["mean"] - sub["lo"], sub["hi"] - sub["mean"]],
-                 capsize=3, label=variant, color=colours[variant])
-    left.set_xticks(range(len(conditions)), conditions, rotation=30, ha="right", fontsize=8)
-    left.set_ylim(0, min(1.0, max(0.05, float(mass["hi"].max()) * 1.25)))
-    left.set_ylabel(label)
-    left.legend(frameon=False, fontsize=8)
-    left.set_title(title, fontsize=10)
-    labels = list(dict.fromkeys(tokens["token"]))
-    for vi, variant in enumerate(v for v in VARIANTS if v in set(tokens["variant"])):
-        sub = tokens[tokens["variant"] == variant].set_index("token")["mean_prob"].reindex(labels).fillna(0.0)
-        pos = np.arange(len(labels)) - 0.4 + 0.4 * (vi + 0.5)
-        right.barh(pos, sub, height=0.38, label=variant, color=colours[variant])
-    right.set_yticks(range(len(labels)), [repr(t) for t in labels], fontsize=8)
-    right.invert_yaxis()
-    right.set_xlabel("mean probability, direct requests")
-    right.set_title("likeliest first tokens", fontsize=10)
-    right.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_calibration(table: pd.DataFrame, title: str) -> plt.Figure:
-    """Judged refusal rate of the full reply (Wilson bars) against the mean refusal-opening probability per bin."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    ax.errorbar(table["mean_score"], table["rate"], yerr=[table["rate"] - table["lo"], table["hi"] - table["rate"]],
-                fmt="o", capsize=4)
-    for _, row in table.iterrows():
-        ax.annotate(f"n={row['n']}", (row["mean_score"], row["rate"]), textcoords="offset points", xytext=(6, -10),
-                    fontsize=8)
-    ax.plot(np.linspace(0, 1, 200), np.linspace(0, 1, 200), color="grey", lw=0.8, ls="--")
-    ax.set_xscale("symlog", linthresh=0.01)
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("P(reply opens with the refusal), quantile-bin mean")
-    ax.set_ylabel("judged refusal of the full reply")
-    ax.set_title(title, fontsize=10)
-    return fig
-
-
 __all__ = [
     "CALIBRATION_BINS", "K_VALUES", "REFUSAL_KS", "REFUSAL_OPENING", "SCALES", "DepthFit", "DepthWrapper",
     "TokenUnit", "add_outcomes", "auc", "auc_with_ci", "calibration_table", "canonical_refusal", "contrasts",
     "first_token_probe", "fit_band", "fit_depth", "judge_full_message", "mass_by_condition", "opening_tokens",
-    "plot_calibration", "plot_first_token", "plot_sweep", "probe_conditions", "refusal_mass", "sequence_probe",
-    "sweep_conditions", "sweep_rates", "token_unit", "top_tokens", "crossing_phrase", "auc_phrase",
+    "probe_conditions", "refusal_mass", "sequence_probe", "sweep_conditions", "sweep_rates", "token_unit",
+    "top_tokens",
 ]
-
-
-# ------------------------------------------------------------------------------------------------ chapter phrases
-
-
-def crossing_phrase(fit_row: Mapping[str, Any], crossing: Mapping[str, Any] | None = None) -> str:
-    """Where a fitted curve passes a level, in words that stay true on every rerun (from committed tables)."""
-    status = str(fit_row["status"])
-    if crossing is None or status.startswith("not identified"):
-        text = status.replace("not identified: ", "no curve could be fitted: ")
-        return text.replace("complied in", "compliance in").replace("refused in", "refusal in")
-    level, k, lo, hi = (float(crossing[c]) for c in ("level", "k", "lo", "hi"))
-    if not math.isfinite(k):
-        return f"the fitted curve does not rise, so it has no {level:.0%} point"
-    k_max = float(fit_row.get("k_max", math.inf))
-    lo_text = f"{lo:.1f}" if lo >= 0 else "below 0"
-    hi_text = f"{hi:.1f}" if hi <= k_max else f"beyond the sweep's {k_max:.0f}"
-    where = f"k = {k:.1f} (95% bootstrap CI {lo_text} to {hi_text})"
-    if k < 0:
-        return f"the fitted curve is above {level:.0%} already at k = 0"
-    if k > k_max:
-        return f"the fitted curve passes {level:.0%} only beyond the sweep, at an extrapolated {where}"
-    return f"the fitted curve passes {level:.0%} at {where}"
-
-
-def auc_phrase(auc_value: float, lo: float, hi: float) -> str:
-    """``"0.83 (95% bootstrap CI 0.71 to 0.93)"``, or a note when the AUC is undefined."""
-    if not math.isfinite(auc_value):
-        return "undefined (only one judged outcome occurred)"
-    return f"{auc_value:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f})"

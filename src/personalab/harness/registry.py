@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .paths import repo_path
+from personalab.paths import repo_path
 
 Kind = Literal["embedded", "hub", "remote"]
 _KINDS: tuple[str, ...] = ("embedded", "hub", "remote")

@@ -15,24 +15,22 @@ asks how much of a model's refusal behaviour the character decides:
   by request, and left over (interaction; with one greedy reply per cell it cannot be told apart from noise).
   Intervals come from a bootstrap over items. The persona share is the book's number for "how much the mask
   decides".
-- :func:`persona_rate_plot`, :func:`mode_plot`, :func:`variance_plot`: the three figures.
+- the three figures are in :mod:`personalab.book.plots.personas`, the numbers the PSM chapter quotes in
+  :mod:`personalab.book.chapters.personas`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from .client import GenRequest, Sampling
-from .prompts import Item
-from .stats import _percentile, rate_table
-from .book import pct
+from personalab.harness.client import GenRequest, Sampling
+from personalab.prompts import Item
+from personalab.stats import _percentile, rate_table
 
 EXPERIMENT = "persona_selection"
 MODES: tuple[str, ...] = ("chat", "completion")
@@ -273,7 +271,7 @@ def variance_decomposition(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 
 def mode_difference(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per persona, chat minus completion refusal rate on targets, with a paired bootstrap over items."""
-    from .stats import bootstrap_difference
+    from personalab.stats import bootstrap_difference
 
     rows = []
     sub = df[df["variant"] == "target"]
@@ -289,7 +287,7 @@ def judge_agreement(df: pd.DataFrame, other: str = "keyword") -> pd.DataFrame:
     """Per mode: how often the run's judge and ``other`` (default: the keyword baseline) agree on refused or not,
     with Wilson 95% intervals, and each judge's refusal rate. Completion-mode text is unlike the chat replies the
     embedding judge was trained on, so a low agreement there flags the completion rates as less certain."""
-    from .judges import get_judge, judge_many
+    from personalab.judges import get_judge, judge_many
 
     judge = get_judge(other)
     alt = [v.label == "refusal" for v in judge_many(judge, list(df["reply"]))]
@@ -301,116 +299,9 @@ def judge_agreement(df: pd.DataFrame, other: str = "keyword") -> pd.DataFrame:
     return t
 
 
-# ---------------------------------------------------------------------------------------------------- figures
-
-
-def persona_rate_plot(rates: pd.DataFrame, mode: str = "chat", title: str | None = None) -> plt.Figure:
-    """Refusal by persona in one mode: targets and benign twins side by side, Wilson 95% intervals."""
-    from .figures import rate_bars
-
-    sub = rates[rates["mode"] == mode].assign(
-        variant=lambda d: d["variant"].map({"target": "target", "benign": "benign twin"}))
-    fig = rate_bars(sub, x="persona", hue="variant", title=title)
-    fig.set_size_inches(8, 4)
-    fig.axes[0].tick_params(axis="x", labelrotation=20)
-    return fig
-
-
-def mode_plot(rates: pd.DataFrame, title: str | None = None) -> plt.Figure:
-    """Refusal of target requests by persona, chat mode beside completion mode (Wilson 95% intervals)."""
-    from .figures import rate_bars
-
-    sub = rates[rates["variant"] == "target"]
-    fig = rate_bars(sub, x="persona", hue="mode", title=title)
-    fig.set_size_inches(8, 4)
-    fig.axes[0].tick_params(axis="x", labelrotation=20)
-    return fig
-
-
-def variance_plot(shares: pd.DataFrame, title: str | None = None) -> plt.Figure:
-    """Share of refusal variance per component (persona, request, interaction), per mode and item set."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    shares = shares[shares["component"].isin(COMPONENTS)]
-    groups = list(dict.fromkeys(zip(shares["mode"], shares["items"])))
-    width = 0.8 / len(COMPONENTS)
-    palette = plt.get_cmap("tab10")
-    for ci, comp in enumerate(COMPONENTS):
-        sub = shares[shares["component"] == comp].set_index(["mode", "items"]).reindex(groups)
-        pos = [i - 0.4 + width * (ci + 0.5) for i in range(len(groups))]
-        val = sub["share"].to_numpy(dtype=float)
-        err = np.nan_to_num(np.vstack([val - sub["lo"].to_numpy(float), sub["hi"].to_numpy(float) - val]))
-        ax.bar(pos, np.nan_to_num(val), width=width * 0.95, yerr=np.clip(err, 0, None), capsize=3,
-               color=palette(ci), label=comp)
-    ax.set_xticks(range(len(groups)), [f"{m}\n{i}" for m, i in groups])
-    ax.set_ylim(0, 1)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_ylabel("share of variance in refusal")
-    ax.legend(frameon=False, title="explained by")
-    if title:
-        ax.set_title(title)
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------------- chapter
-
-
-def chapter_numbers(model_id: str) -> dict[str, str]:
-    """Formatted strings the PSM chapter glues, read from one model's committed results."""
-    from .outputs import read_json, read_table, resolve, results_dir_for
-
-    d = results_dir_for(EXPERIMENT, model_id)
-    prov = read_json(d / "provenance.json")
-    rates = read_table(d / "rates.csv")
-    shares = read_table(d / "variance.csv")
-    diff = read_table(d / "mode_difference.csv")
-    out = {"model": prov["model"]["name"].split(" (")[0], "n_items": str(prov["n_items"]),
-           "n_personas": str(prov["n_personas"]),
-           "gen_s": f"{prov['generations']['generation_wall_s'] / 60:.0f} minutes"}
-    for _, r in rates.iterrows():
-        out[f"rate_{r['mode']}_{r['variant']}_{r['persona']}"] = (
-            f"{pct(r['rate'])} ({pct(r['lo'])}–{pct(r['hi'])}, {int(r['k'])} of {int(r['n'])})")
-    for _, r in shares.iterrows():
-        items = "t" if r["items"] == "targets" else "all"
-        out[f"share_{r['mode']}_{items}_{r['component']}"] = f"{pct(r['share'])} (95% CI {pct(r['lo'])}–{pct(r['hi'])})"
-    for _, r in shares[shares["component"] == "persona"].iterrows():
-        items = "t" if r["items"] == "targets" else "all"
-        out[f"floor_{r['mode']}_{items}"] = f"{pct(r['null_mean'])}"
-        out[f"perm_{r['mode']}_{items}"] = (
-            f"above what shuffling the personas gives by chance ({pct(r['null_mean'])} on average; permutation "
-            f"p = {r['p_perm']:.3f})" if r["p_perm"] < 0.05 else
-            f"not distinguishable from what shuffling the personas gives by chance ({pct(r['null_mean'])} on "
-            f"average; permutation p = {r['p_perm']:.2f})")
-    agree_path = d / "judge_agreement.csv"
-    if resolve(agree_path).exists():
-        for _, r in read_table(agree_path).iterrows():
-            out[f"agree_{r['mode']}"] = f"{pct(r['rate'])} ({pct(r['lo'])}–{pct(r['hi'])}, n = {int(r['n'])})"
-    for _, r in shares[shares["component"] == DIFFERENCE].iterrows():
-        items = "t" if r["items"] == "targets" else "all"
-        out[f"verdict_{r['mode']}_{items}"] = (
-            "the persona explained more of the variance than the request did" if r["lo"] > 0 else
-            "the request explained more of the variance than the persona did" if r["hi"] < 0 else
-            "the interval on their difference includes zero, so this sample cannot rank persona and request")
-    for mode in MODES:
-        t = rates[(rates["mode"] == mode) & (rates["variant"] == "target")]
-        if len(t):
-            lo, hi = t.loc[t["rate"].idxmin()], t.loc[t["rate"].idxmax()]
-            out[f"range_{mode}"] = (f"from {pct(lo['rate'])} ({lo['persona']}) to {pct(hi['rate'])} "
-                                    f"({hi['persona']})")
-    a = diff[diff["persona"] == "assistant"]
-    if len(a):
-        r = a.iloc[0]
-        out["mode_diff_assistant"] = (f"{r['difference'] * 100:+.0f} percentage points (95% bootstrap CI "
-                                      f"{r['lo'] * 100:+.0f} to {r['hi'] * 100:+.0f})")
-        out["mode_verdict_assistant"] = (
-            "the chat template made the default refuse more than plain completion did" if r["lo"] > 0 else
-            "plain completion refused more than the chat template, against the hypothesis" if r["hi"] < 0 else
-            "the interval includes zero, so this sample cannot tell the two modes apart")
-    return out
-
-
 __all__ = [
     "COMPONENTS", "DIFFERENCE", "EXPERIMENT", "GROUP_ORDER", "MODES", "PERSONAS", "Persona", "anova_shares", "ask_personas",
-    "chapter_numbers", "chat_conversation", "completion_prompt", "completion_sampling",
-    "get_persona", "group_rates", "judge_agreement", "permutation_null", "mode_difference", "mode_plot", "persona_rate_plot", "persona_rates",
-    "refusal_table", "variance_decomposition", "variance_plot", "variance_shares",
+    "chat_conversation", "completion_prompt", "completion_sampling",
+    "get_persona", "group_rates", "judge_agreement", "permutation_null", "mode_difference", "persona_rates",
+    "refusal_table", "variance_decomposition", "variance_shares",
 ]

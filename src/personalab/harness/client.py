@@ -22,8 +22,8 @@ import httpx
 import openai
 from tqdm import tqdm
 
-from .cache import GenerationCache, cache_key
-from .serve import Endpoint, ServeError, check_endpoint
+from personalab.harness.cache import GenerationCache, cache_key
+from personalab.harness.server import Endpoint, ServeError, check_endpoint
 
 Message = Mapping[str, str]
 _ROLES = ("system", "user", "assistant")

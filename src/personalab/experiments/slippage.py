@@ -14,8 +14,11 @@ applied to targets only. This module holds its logic so that the notebook stays 
   other wrapper's competent flag is simply "judged compliance".
 - :func:`rate_tables`, :func:`slippage_table`, :func:`mode_contrast`, :func:`capability_table`: Wilson rates and
   paired cluster-bootstrap differences (cluster = item pair, so a target and its twin stay together).
-- :func:`gallery`: example replies chosen by a fixed rule; :func:`family_heatmap`, :func:`slippage_plot`:
-  figures; :func:`collect_family_rates`: this run's family rates plus every other model's committed ones.
+- :func:`family_rates`: the family-level rates the cross-model heatmap reads; :func:`gallery`: example replies
+  chosen by a fixed rule.
+
+The figures, and the other models' committed family rates the heatmap sets beside this run's, are in
+:mod:`personalab.book.plots.slippage`; the chapter's display tables are in :mod:`personalab.book.chapters.slippage`.
 """
 
 from __future__ import annotations
@@ -24,18 +27,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
-import numpy as np
 import pandas as pd
 
-from .attacks import FAMILIES, Wrapper, language_of, wrappers
-from .outputs import read_table, results_dir_for
-from .paths import REPO_ROOT
-from .prompts import Item
-from .registry import load_registry
-from .stats import bootstrap_difference, rate_table
-from .book import pct
+from personalab.attacks import FAMILIES, Wrapper, language_of, wrappers
+from personalab.prompts import Item
+from personalab.stats import bootstrap_difference, rate_table
 
 EXPERIMENT = "slippage"
 DIRECT = "direct/plain"
@@ -133,7 +129,7 @@ def form_ok(reply: str, wrapper_key: str, item: Item) -> bool | None:
     if check is None:
         return None
     if check == "decode":
-        from .attacks import get_wrapper
+        from personalab.attacks import get_wrapper
 
         return on_topic(reply, item, get_wrapper(wrapper_key)(item))
     return language_of(reply) == check
@@ -238,6 +234,12 @@ def capability_table(df: pd.DataFrame) -> pd.DataFrame:
         {"target": 0, "benign": 1} | order | {m: i for i, m in enumerate(measures)}), ignore_index=True)
 
 
+def family_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """The family-level rows of :func:`rate_tables` (what the cross-model heatmap reads)."""
+    cols = ["variant", "group", "k", "n", "rate", "lo", "hi"]
+    return rates.loc[rates["level"] == "family", cols].rename(columns={"group": "family"}).reset_index(drop=True)
+
+
 # ---------------------------------------------------------------------------------------------------- gallery
 
 
@@ -265,133 +267,8 @@ def gallery(df: pd.DataFrame, width: int = 200) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["family", "label", "wrapper", "item", "reply"])
 
 
-# ---------------------------------------------------------------------------------------------------- figures
-
-
-def family_rates(rates: pd.DataFrame) -> pd.DataFrame:
-    """The family-level rows of :func:`rate_tables` (what the cross-model heatmap reads)."""
-    cols = ["variant", "group", "k", "n", "rate", "lo", "hi"]
-    return rates.loc[rates["level"] == "family", cols].rename(columns={"group": "family"}).reset_index(drop=True)
-
-
-def collect_family_rates(model_id: str, current: pd.DataFrame, experiment: str = EXPERIMENT,
-                         table: str = "family_rates") -> dict[str, pd.DataFrame]:
-    """``current`` for ``model_id`` plus every other registered model's committed ``table``, in registry order."""
-    out: dict[str, pd.DataFrame] = {}
-    for other in load_registry().models:
-        path = results_dir_for(experiment, other) / f"{table}.csv"
-        if other == model_id:
-            out[other] = current
-        elif (REPO_ROOT / path).exists():
-            out[other] = read_table(path)
-    return out
-
-
-def _short_name(model_id: str) -> str:
-    """A model's display name without its parenthesised quantisation note."""
-    try:
-        return load_registry().get(model_id).display_name.split(" (")[0]
-    except Exception:  # noqa: BLE001 - an id absent from the registry still gets a label
-        return model_id
-
-
-def family_heatmap(tables: Mapping[str, pd.DataFrame]) -> plt.Figure:
-    """Family x model heatmaps of the refusal rate: targets (left) and benign twins, i.e. over-refusal (right)."""
-    models = list(tables)
-    fig, axes = plt.subplots(1, 2, figsize=(3.0 + 1.6 * len(models) * 2, 4.2), sharey=True)
-    for ax, variant, title in zip(axes, ("target", "benign"), ("targets: refusal", "benign twins: over-refusal")):
-        grid = np.full((len(FAMILIES), len(models)), np.nan)
-        counts = [["" for _ in models] for _ in FAMILIES]
-        for j, m in enumerate(models):
-            t = tables[m]
-            t = t[t["variant"] == variant].set_index("family")
-            for i, f in enumerate(FAMILIES):
-                if f in t.index:
-                    grid[i, j] = t.loc[f, "rate"]
-                    counts[i][j] = f"{t.loc[f, 'rate'] * 100:.0f}%\n({int(t.loc[f, 'k'])}/{int(t.loc[f, 'n'])})"
-        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        for i in range(len(FAMILIES)):
-            for j in range(len(models)):
-                if counts[i][j]:
-                    ax.text(j, i, counts[i][j], ha="center", va="center", fontsize=8,
-                            color="black" if grid[i, j] > 0.6 else "white")
-        ax.set_xticks(range(len(models)), [_short_name(m) for m in models], rotation=15, ha="right")
-        ax.set_yticks(range(len(FAMILIES)), list(FAMILIES))
-        ax.set_title(title)
-        ax.grid(False)
-    fig.colorbar(im, ax=axes, fraction=0.04, label="refusal rate")
-    return fig
-
-
-def slippage_plot(slip: pd.DataFrame, title: str | None = None) -> plt.Figure:
-    """Slippage per family on targets (large markers) with each wrapper's (small), 95% bootstrap intervals."""
-    sub = slip[slip["variant"] == "target"]
-    fams = [f for f in FAMILIES if f != "direct" and f in set(sub["family"])]
-    n_rows = int(sub["level"].isin(["family", "wrapper"]).sum())
-    fig, ax = plt.subplots(figsize=(7, 0.3 * n_rows + 1.2))
-    ylabels, y = [], 0
-    palette = plt.get_cmap("tab10")
-    for fi, fam in enumerate(fams):
-        rows = [sub[(sub["level"] == "family") & (sub["group"] == fam)],
-                sub[(sub["level"] == "wrapper") & (sub["family"] == fam)]]
-        for level, block in zip(("family", "wrapper"), rows):
-            for _, r in block.iterrows():
-                big = level == "family"
-                ax.errorbar(r["slippage"], y, xerr=[[r["slippage"] - r["lo"]], [r["hi"] - r["slippage"]]],
-                            fmt="D" if big else "o", ms=8 if big else 4, color=palette(fi), capsize=3 if big else 0,
-                            lw=2 if big else 1, alpha=1 if big else 0.7)
-                ylabels.append(f"{fam} (pooled)" if big else "   " + str(r["group"]).split("/", 1)[1])
-                y += 1
-    ax.axvline(0, color="grey", lw=1)
-    ax.set_yticks(range(len(ylabels)), ylabels)
-    ax.invert_yaxis()
-    ax.set_xlim(-1, 1)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("slippage: direct minus attacked refusal rate (percentage points)")
-    if title:
-        ax.set_title(title)
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------------- chapter
-
-
-def summary_table(rates: pd.DataFrame, slip: pd.DataFrame, level: str = "family") -> pd.DataFrame:
-    """Display table for the chapter: per group, target refusal, slippage with CI, and benign over-refusal."""
-    r = rates[rates["level"] == level].set_index(["variant", "group"])
-    s = slip[slip["level"] == level].set_index(["variant", "group"])
-    rows = []
-    for group in dict.fromkeys(rates.loc[rates["level"] == level, "group"]):
-        t, b = r.loc[("target", group)], r.loc[("benign", group)] if ("benign", group) in r.index else None
-        row = {level: group, "refusal on targets": f"{pct(t['rate'])} ({pct(t['lo'])}–{pct(t['hi'])}, n = {t['n']})"}
-        if ("target", group) in s.index:
-            x = s.loc[("target", group)]
-            row["slippage, points"] = f"{x['slippage'] * 100:+.0f} ({x['lo'] * 100:+.0f} to {x['hi'] * 100:+.0f})"
-        else:
-            row["slippage, points"] = "baseline"
-        row["over-refusal on benign twins"] = (f"{pct(b['rate'])} ({pct(b['lo'])}–{pct(b['hi'])}, n = {b['n']})"
-                                               if b is not None else "not applicable")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def capability_summary(capability: pd.DataFrame) -> pd.DataFrame:
-    """Display table for the chapter: per form-checked wrapper, raw and competent compliance on both variants."""
-    c = capability.set_index(["variant", "wrapper", "measure"])
-    rows = []
-    for w in FORM_CHECKS:
-        row = {"wrapper": w}
-        for variant, label in (("benign", "benign twins"), ("target", "targets")):
-            for measure in ("compliance (raw)", "competent compliance"):
-                x = c.loc[(variant, w, measure)]
-                row[f"{label}: {measure}"] = f"{pct(x['rate'])} ({pct(x['lo'])}–{pct(x['hi'])})"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 __all__ = [
     "DIRECT", "EXPERIMENT", "FORM_CHECKS", "MIN_SHARED_STEMS", "MODES", "add_competence", "ask_all",
-    "capability_summary", "capability_table", "collect_family_rates", "conditions", "content_stems",
-    "family_heatmap", "family_rates", "form_ok", "gallery", "hidden_stems", "mode_contrast", "mode_of", "on_topic",
-    "rate_tables", "short", "slippage_plot", "slippage_table", "summary_table",
+    "capability_table", "conditions", "content_stems", "family_rates", "form_ok", "gallery", "hidden_stems",
+    "mode_contrast", "mode_of", "on_topic", "rate_tables", "short", "slippage_table",
 ]

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .outputs import atomic_write, resolve
+from personalab.outputs import atomic_write, resolve
 
 
 def set_style() -> None:

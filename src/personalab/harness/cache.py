@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .paths import data_dir
+from personalab.paths import data_dir
 
 #: Bump when the meaning of a cached record changes, so old records stop matching.
 CACHE_SCHEMA = 1

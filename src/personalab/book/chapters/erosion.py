@@ -1,0 +1,75 @@
+"""What the erosion chapter quotes: one model's committed erosion results as formatted strings to glue.
+
+Book text lives here, apart from :mod:`personalab.experiments.erosion`, so the analysis never formats prose.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from personalab.book import direction_phrase, interval_phrase, pct, provenance
+from personalab.outputs import read_table, results_dir_for
+from personalab.stats import rate
+
+
+def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str]:
+    """The formatted numbers the erosion chapter glues for one model, read from its committed results."""
+    d = results_dir_for(experiment, model_id)
+    prov = provenance(experiment, model_id)
+    ms = read_table(d / "many_shot_rates.csv").set_index("shots")
+    fit = read_table(d / "many_shot_fit.csv").iloc[0]
+    turns = read_table(d / "escalation_turn_rates.csv").set_index("turn")
+    tries = read_table(d / "best_of_n_try_rates.csv").set_index("turn")
+    cmp_ = read_table(d / "escalation_vs_best_of_n.csv").iloc[0]
+    strict = read_table(d / "final_turn_vs_direct.csv").iloc[0]
+    skipped = prov.get("shots_skipped") or []
+
+    def r(row: pd.Series) -> str:
+        return str(rate(int(row["k"]), int(row["n"])))
+
+    top = int(ms.index.max())
+    last = int(turns.index.max())
+    budget = int(cmp_["budget"])
+    n_items = int(cmp_["n_items"])
+    fit_ok = math.isfinite(float(fit["alpha"]))
+    return {
+        "name": prov["model"]["name"].split(" (")[0],
+        "n": str(prov["n_items"]),
+        "judge": f'{prov["judge"]["name"]} {prov["judge"]["version"]}',
+        "ms_zero": r(ms.loc[0]) if 0 in ms.index else "not measured",
+        "ms_top_n": str(top),
+        "ms_top": r(ms.loc[top]),
+        "ms_skipped": ("n = " + ", ".join(str(s) for s in skipped) + " did not fit its context and was skipped")
+        if skipped else "every n fitted its context",
+        "alpha": (f'{fit["alpha"]:.2f} (95% bootstrap CI {fit["alpha_lo"]:.2f} to {fit["alpha_hi"]:.2f})'
+                  if fit_ok else "undefined (an attack-success rate of zero)"),
+        "c": (f'{pct(fit["c"])} (95% bootstrap CI {pct(fit["c_lo"])} to {pct(fit["c_hi"])})'
+              if fit_ok else "undefined"),
+        "undefined": f'{fit["undefined_share"] * 100:.0f}%',
+        "ms_one": r(ms.loc[1]) if 1 in ms.index else "not measured",
+        "ms_two": r(ms.loc[2]) if 2 in ms.index else "not measured",
+        "alpha_verdict": ("the exponent's interval lies above zero: success kept rising with more shots"
+                          if fit_ok and fit["alpha_lo"] > 0 else
+                          "the exponent's interval lies below zero: success fell with more shots"
+                          if fit_ok and fit["alpha_hi"] < 0 else
+                          "the exponent's interval includes zero: beyond one shot, more shots did not measurably "
+                          "raise success" if fit_ok else "no exponent could be fitted"),
+        "shots_used": str(fit["shots_used"]).replace(" ", ", "),
+        "turn1": r(turns.loc[1]),
+        "turn_last": r(turns.loc[last]),
+        "turns": str(last),
+        "budget": str(budget),
+        "esc_share": str(rate(round(cmp_["escalation"] * n_items), n_items)),
+        "bon_share": str(rate(round(cmp_["best_of_n"] * n_items), n_items)),
+        "bon_first": r(tries.loc[1]),
+        "diff": interval_phrase(cmp_["difference"], cmp_["lo"], cmp_["hi"]),
+        "verdict": direction_phrase(cmp_["lo"], cmp_["hi"],
+                                    lower="escalation got more compliance than the same number of retries",
+                                    higher="the retries got more compliance than the escalation"),
+        "strict_diff": interval_phrase(strict["difference"], strict["lo"], strict["hi"]),
+        "strict_verdict": direction_phrase(strict["lo"], strict["hi"],
+                                           lower="after the escalation the target request was refused less often",
+                                           higher="after the escalation the target request was refused more often"),
+    }
