@@ -23,6 +23,7 @@ from personalab.outputs import STAGE_ENV, figures_dir_for, results_dir_for
 from personalab.paths import REPO_ROOT, repo_path
 from personalab.harness.registry import get_model, load_registry
 from personalab.harness.server import serve
+from personalab.parameters import Parameter, check_values, parameters_of_cell
 
 EXECUTED_DIR = Path("experiments") / "executed"
 
@@ -66,26 +67,25 @@ def _publish(stage: Path, relative: Path) -> None:
         os.replace(staged, final)
 
 
-def notebook_parameters(source: Path) -> set[str]:
-    """The names assigned in the notebook's cell tagged ``parameters``."""
-    import ast
-
+def declared_parameters(source: Path) -> dict[str, Parameter]:
+    """The parameters (name, type, default) declared in the notebook's cell tagged ``parameters``."""
     import jupytext
 
     for cell in jupytext.read(source).cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse(cell.source)
-            return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+            return parameters_of_cell(cell.source, where=source.name)
     raise ValueError(f"{source.name} has no cell tagged 'parameters'.")
 
 
+def notebook_parameters(source: Path) -> set[str]:
+    """The names assigned in the notebook's cell tagged ``parameters``."""
+    return set(declared_parameters(source))
+
+
 def _check_params(source: Path, params: Mapping[str, Any]) -> None:
-    """Reject parameters the notebook does not declare (a typo would otherwise be silently ignored)."""
-    declared = notebook_parameters(source)
-    unknown = sorted(set(params) - declared)
-    if unknown:
-        raise ValueError(f"{source.name} has no parameter(s) {', '.join(unknown)}; it declares: {', '.join(sorted(declared))}.")
+    """Reject unknown parameters (a typo would otherwise be silently ignored) and values outside their declared
+    types, before a server or a kernel starts."""
+    check_values(source.stem, declared_parameters(source), params)
 
 
 class _NeedsServer(Exception):
@@ -203,9 +203,13 @@ def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
         raise ValueError(f"{path}: expected a non-empty 'runs' list.")
     registry = load_registry()
     for run in runs:
-        notebook_source(run.get("experiment", ""))
+        source = notebook_source(run.get("experiment", ""))
+        params = run.get("params") or {}
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: the params of {source.stem} must be a mapping of name: value.")
         for model in run.get("models") or [registry.default]:
             registry.get(model)
+            _check_params(source, {"model_id": model, **params})
     return runs
 
 

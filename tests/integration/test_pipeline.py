@@ -69,10 +69,17 @@ def test_run_publishes_notebook_results_and_figures(endpoint, integration_data, 
 def test_failed_cell_fails_the_command_and_publishes_nothing(endpoint, integration_data, scratch_repo):
     results = scratch_repo / "experiments" / "results" / EXPERIMENT / TEST_MODEL
     before = {p.name: p.read_bytes() for p in results.glob("*")} if results.exists() else {}
-    proc = _personalab(scratch_repo, integration_data, "run", EXPERIMENT, "--model", TEST_MODEL,
-                       "--param", "n_items=2", "--param", "judge=no-such-judge")
+    # the experiment's notebook with one more cell that fails after every generation and table is done
+    failing = scratch_repo / "experiments" / "failing_cell.md"
+    failing.write_text((scratch_repo / "experiments" / f"{EXPERIMENT}.md").read_text()
+                       + '\n```{code-cell} ipython3\nraise RuntimeError("a deliberately failing last cell")\n```\n')
+    try:
+        proc = _personalab(scratch_repo, integration_data, "run", "failing_cell", "--model", TEST_MODEL,
+                           "--param", "n_items=2")
+    finally:
+        failing.unlink()
     assert proc.returncode != 0
-    assert "no-such-judge" in proc.stderr and "Nothing was published" in proc.stderr
+    assert "a deliberately failing last cell" in proc.stderr and "Nothing was published" in proc.stderr
     after = {p.name: p.read_bytes() for p in results.glob("*")} if results.exists() else {}
     assert after == before
     assert not list((scratch_repo / ".personalab" / "staging").iterdir())
@@ -82,3 +89,14 @@ def test_unknown_parameter_fails_before_any_work(integration_data, scratch_repo)
     proc = _personalab(scratch_repo, integration_data, "run", EXPERIMENT, "--param", "n_itmes=3")
     assert proc.returncode == 2
     assert "n_itmes" in proc.stderr and "declares" in proc.stderr
+
+
+@pytest.mark.parametrize("param, phrase", [("n_items=-3", "n_items must be an integer >= 1 or None, got -3"),
+                                           ("n_items=abc", "got 'abc'"), ("split=weird", "split must be a request split"),
+                                           ("max_tokens=0", "max_tokens must be an integer >= 1 and <= 4096"),
+                                           ("judge=no-such-judge", "judge must be a registered judge")])
+def test_bad_parameter_value_fails_before_any_work(param, phrase, integration_data, scratch_repo):
+    proc = _personalab(scratch_repo, integration_data, "run", EXPERIMENT, "--param", param)
+    assert proc.returncode == 2, proc.stderr
+    assert phrase in proc.stderr and "Traceback" not in proc.stderr
+    assert "Starting vLLM" not in proc.stdout + proc.stderr and "==" not in proc.stdout
