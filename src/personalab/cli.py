@@ -73,8 +73,15 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from personalab.harness.cache import GenerationCache
+    from personalab.harness.cache import GenerationCache, default_cache_path, repair
 
+    if args.repair:
+        aside = repair()
+        if aside is None:
+            print(f"{default_cache_path()} is usable; nothing to repair.")
+        else:
+            print(f"Moved the unusable cache to {aside} and started a new one at {default_cache_path()}.")
+        return 0
     cache = GenerationCache()
     print(f"{cache.path}: {cache.count()} generations")
     for spec in load_registry().models.values():
@@ -154,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--only", action="append", default=None, help="run only these experiments (repeatable)")
     figures.set_defaults(func=_cmd_figures)
 
-    sub.add_parser("cache", help="show what the generation cache holds").set_defaults(func=_cmd_cache)
+    cache = sub.add_parser("cache", help="show what the generation cache holds")
+    cache.add_argument("--repair", action="store_true",
+                       help="move an unusable cache file aside (with a timestamp, never deleted) and start a new one")
+    cache.set_defaults(func=_cmd_cache)
 
     add_judges_commands(sub)
     return parser

@@ -21,6 +21,7 @@ import yaml
 
 from personalab.outputs import STAGE_ENV, figures_dir_for, results_dir_for
 from personalab.paths import REPO_ROOT, repo_path
+from personalab.harness.cache import GenerationCache
 from personalab.harness.registry import get_model, load_registry
 from personalab.harness.server import serve
 from personalab.parameters import Parameter, check_values, parameters_of_cell
@@ -170,6 +171,7 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
     spec = get_model(model_id)
     params = {"model_id": spec.id, **(params or {})}
     _check_params(source, params)
+    GenerationCache().close()  # a damaged cache file is reported now, not from inside a notebook cell
     outputs = [executed_path(name, spec.id), results_dir_for(name, spec.id), figures_dir_for(name, spec.id)]
     work_root = repo_path(".personalab", "staging")
     work_root.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from personalab.harness.cache import GenerationCache, cache_key, default_cache_path
+from personalab.harness.cache import CacheCorrupt, GenerationCache, cache_key, default_cache_path, repair
 from personalab.harness.client import GenRequest, Sampling
 
 BASE = {"model": "m", "weights": "w" * 64, "messages": [{"role": "user", "content": "hi"}], "prompt": None,
@@ -144,3 +144,69 @@ def test_two_processes_write_concurrently(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     found = cache.get_many(f"key-{i}" for i in range(300))
     assert len(found) == 300 and all(found[f"key-{i}"]["i"] == i for i in range(300))
+
+
+# ------------------------------------------------------------------------------------------ a cache that fails well
+@pytest.mark.parametrize("content, phrase", [(b"\x8f\x01 random bytes, not SQLite" * 200, "file is not a database"),
+                                             (b"SQLite format 3\x00" + b"\x10\x00", "not a database")])
+def test_damaged_file_is_named_and_repair_is_offered(tmp_path, content, phrase):
+    path = tmp_path / "generations.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(CacheCorrupt) as err:
+        GenerationCache(path)
+    assert str(path) in str(err.value) and phrase in str(err.value) and "personalab cache --repair" in str(err.value)
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "generations.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    with pytest.raises(CacheCorrupt, match="another SQLite database .tables: invoices"):
+        GenerationCache(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE generations (key TEXT, reply TEXT)")
+    with pytest.raises(CacheCorrupt, match="generations table has the columns key, reply"):
+        GenerationCache(path)
+
+
+def test_repair_moves_the_file_aside_and_starts_afresh(tmp_path):
+    path = tmp_path / "generations.sqlite"
+    damaged = b"garbage" * 1000
+    path.write_bytes(damaged)
+    aside = repair(path)
+    assert aside is not None and aside.name.startswith("generations.sqlite.corrupt-")
+    assert aside.read_bytes() == damaged  # moved, never deleted
+    cache = GenerationCache(path)
+    assert cache.count() == 0 and cache.put("k", "m", {}, {"text": "ok"})
+    assert repair(path) is None  # a usable cache is left alone
+    assert cache.get("k") == {"text": "ok"}
+
+
+def test_unparseable_row_is_set_aside_with_a_warning_and_can_be_regenerated(tmp_path):
+    cache = GenerationCache(tmp_path / "c.sqlite")
+    cache.put("good", "m", {}, {"text": "fine"})
+    cache.put("bad", "m", {}, {"text": "will be damaged"})
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("UPDATE generations SET response = '{\"text\": \"trunc' WHERE key = 'bad'")
+    with pytest.warns(RuntimeWarning, match="does not parse"):
+        found = cache.get_many(["good", "bad"])
+    assert found == {"good": {"text": "fine"}}
+    assert cache.put("bad", "m", {}, {"text": "regenerated"})  # the slot is free again
+    assert cache.get("bad") == {"text": "regenerated"}
+    with sqlite3.connect(cache.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM unreadable WHERE key = 'bad'").fetchone()[0] == 1
+
+
+def test_cli_reports_a_damaged_cache_in_one_line_and_repairs_it(tmp_path, monkeypatch, capsys):
+    from personalab.cli import main
+
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    (tmp_path / "generations.sqlite").write_bytes(b"not a database at all" * 100)
+    assert main(["cache"]) == 1
+    err = capsys.readouterr().err
+    assert "personalab cache --repair" in err and "Traceback" not in err and err.count("\n") == 1
+    assert main(["cache", "--repair"]) == 0
+    assert "Moved the unusable cache to" in capsys.readouterr().out
+    assert main(["cache"]) == 0
+    assert "0 generations" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("generations.sqlite.corrupt-*"))) == 1

@@ -59,3 +59,14 @@ def test_direction_phrase_follows_the_interval():
     assert "below zero" in book.direction_phrase(-0.5, -0.1, "lower", "higher")
     assert "includes zero" in book.direction_phrase(-0.1, 0.3, "lower", "higher")
     assert book.interval_phrase(0.3, 0.1, 0.5) == "30 percentage points (95% bootstrap CI 10 to 50)"
+
+
+def test_damaged_cache_is_refused_before_any_kernel_or_server(tmp_path, monkeypatch):
+    from personalab.harness.cache import CacheCorrupt
+
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    (tmp_path / "generations.sqlite").write_bytes(b"\x00garbage" * 512)
+    monkeypatch.setattr(pipeline, "_execute", lambda *a, **k: pytest.fail("a kernel was started"))
+    monkeypatch.setattr(pipeline, "serve", lambda *a, **k: pytest.fail("a server was started"))
+    with pytest.raises(CacheCorrupt, match="personalab cache --repair"):
+        pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct")
