@@ -139,18 +139,47 @@ def _title_with_model(path: Path, model_id: str) -> None:
 
 
 class LazyServer:
-    """A model's server, started on first need and kept until closed (one per model across several runs)."""
+    """A model's server, started on first need and kept until closed (one per model across several runs).
 
-    def __init__(self, model_id: str) -> None:
+    When this holder started the server and it dies during a run, :meth:`revive` restarts it (at most
+    :attr:`max_restarts` times) so the run can go on from the cache; a server it merely attached to is not
+    restarted.
+    """
+
+    def __init__(self, model_id: str, max_restarts: int = 2) -> None:
         self.model_id = model_id
+        self.max_restarts = max_restarts
+        self.restarts = 0
         self._stack = contextlib.ExitStack()
+        self._owned: list = []
         self.started = False
 
     def ensure(self) -> None:
         """Serve the model (or attach to its running server) unless this holder already does."""
         if not self.started:
-            self._stack.enter_context(serve(self.model_id))
+            self._stack.enter_context(serve(self.model_id, server_out=self._owned))
             self.started = True
+
+    def revive(self) -> bool:
+        """Restart the owned server if it died; False when it is alive, not ours, or out of restarts."""
+        if not self.started:
+            return False
+        if not self._owned:
+            print(f"   the run failed; the server for {self.model_id} was already running when this run attached "
+                  "to it, so it is not restarted from here", flush=True)
+            return False
+        server = self._owned[0]
+        if server.alive():
+            return False
+        if self.restarts >= self.max_restarts:
+            print(f"   the vLLM server for {self.model_id} died again; not restarting it a "
+                  f"{self.restarts + 1}th time (log: {server.log_path})", flush=True)
+            return False
+        self.restarts += 1
+        print(f"   the vLLM server for {self.model_id} died (log: {server.log_path}); restarting it "
+              f"({self.restarts} of {self.max_restarts}) and going on from the cache", flush=True)
+        server.restart()
+        return True
 
     def __enter__(self) -> "LazyServer":
         return self
@@ -184,9 +213,16 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
             print("   every generation was already in the cache; no server needed", flush=True)
         except _NeedsServer:
             with LazyServer(spec.id) as local:
+                holder = server or local
                 if serve_model and not params.get("endpoint"):
-                    (server or local).ensure()
-                _execute(source, stage / outputs[0], stage, params, timeout_s, cache_only=False)
+                    holder.ensure()
+                while True:
+                    try:
+                        _execute(source, stage / outputs[0], stage, params, timeout_s, cache_only=False)
+                        break
+                    except ExperimentError:
+                        if not holder.revive():  # every finished generation is cached: a rerun repeats none
+                            raise
         _title_with_model(stage / outputs[0], spec.id)
         for relative in outputs:
             _publish(stage, relative)

@@ -70,3 +70,88 @@ def test_damaged_cache_is_refused_before_any_kernel_or_server(tmp_path, monkeypa
     monkeypatch.setattr(pipeline, "serve", lambda *a, **k: pytest.fail("a server was started"))
     with pytest.raises(CacheCorrupt, match="personalab cache --repair"):
         pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct")
+
+
+class _FakeServer:
+    """Stands in for an owned VLLMServer: dead until restarted."""
+
+    def __init__(self, dies: int) -> None:
+        self.dies, self.restarts, self.log_path = dies, 0, "/tmp/vllm-test.log"
+
+    def alive(self) -> bool:
+        return self.restarts >= self.dies
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+
+def _holder(monkeypatch, owned: list) -> pipeline.LazyServer:
+    holder = pipeline.LazyServer("smollm2-135m-instruct", max_restarts=2)
+    import contextlib
+
+    @contextlib.contextmanager
+    def fake_serve(model_id, server_out=None):
+        if server_out is not None:
+            server_out.extend(owned)
+        yield None
+
+    monkeypatch.setattr(pipeline, "serve", fake_serve)
+    holder.ensure()
+    return holder
+
+
+def _failing_then_ok(monkeypatch, failures: int) -> list:
+    calls = []
+
+    def execute(source, target, stage, params, timeout_s, cache_only):
+        calls.append(cache_only)
+        if cache_only:
+            raise pipeline._NeedsServer()
+        if len([c for c in calls if not c]) <= failures:
+            raise pipeline.ExperimentError("prefill_sure failed in cell 5: GenerationError: server died")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("{}")
+
+    monkeypatch.setattr(pipeline, "_execute", execute)
+    monkeypatch.setattr(pipeline, "_title_with_model", lambda *a: None)
+    monkeypatch.setattr(pipeline, "_publish", lambda *a: None)
+    return calls
+
+
+def test_an_owned_server_that_dies_is_restarted_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    server = _FakeServer(dies=1)
+    holder = _holder(monkeypatch, [server])
+    calls = _failing_then_ok(monkeypatch, failures=1)
+    pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct", server=holder)
+    assert server.restarts == 1 and calls == [True, False, False]
+    assert "restarting it (1 of 2)" in capsys.readouterr().out
+
+
+def test_restarts_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    server = _FakeServer(dies=99)
+    holder = _holder(monkeypatch, [server])
+    _failing_then_ok(monkeypatch, failures=99)
+    with pytest.raises(pipeline.ExperimentError):
+        pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct", server=holder)
+    assert server.restarts == 2
+
+
+def test_an_attached_server_is_not_restarted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    holder = _holder(monkeypatch, [])  # serve() attached to a server some other process owns
+    _failing_then_ok(monkeypatch, failures=1)
+    with pytest.raises(pipeline.ExperimentError):
+        pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct", server=holder)
+    assert "not restarted from here" in capsys.readouterr().out
+
+
+def test_a_notebook_error_with_a_live_server_is_not_retried(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    server = _FakeServer(dies=0)
+    holder = _holder(monkeypatch, [server])
+    calls = _failing_then_ok(monkeypatch, failures=1)
+    with pytest.raises(pipeline.ExperimentError):
+        pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct", server=holder)
+    assert server.restarts == 0 and calls == [True, False]
