@@ -132,3 +132,17 @@ def test_missing_api_key_names_the_variable(monkeypatch):
 
 def test_local_endpoint_without_key_env_uses_placeholder():
     assert Endpoint(HUB, ("http://127.0.0.1:1/v1",), "hub-m").api_key() == "EMPTY"
+
+
+@pytest.mark.parametrize("flags, dtype", [("fpu sse avx2 avx512f avx512_bf16", "bfloat16"),
+                                          ("fpu avx2 amx_bf16 amx_tile", "bfloat16"),
+                                          ("fpu sse avx2 fma", "float32"), ("fpu avx512f avx512bw", "float32")])
+def test_cpu_dtype_is_bfloat16_only_where_the_cpu_computes_it(flags, dtype):
+    assert serve.cpu_dtype(f"processor\t: 0\nflags\t\t: {flags}\n") == dtype
+
+
+def test_cpu_command_uses_the_machines_dtype(vllm, monkeypatch):
+    monkeypatch.setattr(serve, "cpu_dtype", lambda: "float32")
+    mark_pulled(EMBEDDED)
+    cmd = VLLMServer(EMBEDDED, port=1234).command()
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
