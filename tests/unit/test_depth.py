@@ -256,3 +256,11 @@ def test_chapter_phrases_follow_the_data() -> None:
     assert depth_chapter.crossing_phrase(flat) == "no curve could be fitted: compliance in every reply at every k"
     assert depth_chapter.auc_phrase(0.8312, 0.7, 0.93) == "0.83 (95% bootstrap CI 0.70 to 0.93)"
     assert "undefined" in depth_chapter.auc_phrase(float("nan"), float("nan"), float("nan"))
+
+
+def test_calibration_bins_of_tiny_scores_get_distinct_labels():
+    from personalab.experiments.depth import calibration_table
+
+    df = pd.DataFrame({"p": [1e-5, 2e-5, 3e-5, 4e-5, 0.2, 0.9], "refused": [0, 0, 0, 1, 1, 1]})
+    table = calibration_table(df, "p", bins=5)
+    assert table["bin"].is_unique and int(table["n"].sum()) == len(df)

@@ -351,6 +351,8 @@ def calibration_table(df: pd.DataFrame, score: str, outcome: str = "refused",
     else:
         edges = np.asarray(bins, dtype=float)
     labels = [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    if len(set(labels)) < len(labels):  # tiny scores (few requests) can round to the same three decimals
+        labels = [f"{lo:.3e}–{hi:.3e}" for lo, hi in zip(edges[:-1], edges[1:])]
     binned = df.assign(bin=pd.cut(df[score], bins=edges, labels=labels, include_lowest=True))
     table = rate_table(binned, by=["bin"], outcome=outcome)
     means = binned.groupby("bin", observed=True)[score].mean().rename("mean_score").reset_index()
