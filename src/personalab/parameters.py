@@ -2,13 +2,14 @@
 
 Each experiment notebook's ``parameters`` cell annotates every parameter with a small type string, e.g.::
 
-    n_items: "int >= 1 | None" = None
+    n_items: "int 1.. | None" = None
     split: "split" = "heldout"
     wrappers: "list[wrapper]" = ["direct/plain"]
     temperature: "float 0..2" = 0.7
 
 A type is alternatives separated by ``|``. Each alternative is ``None``, ``bool``, ``str``, ``int`` or ``float``
-(optionally with a bound: ``>= a``, ``> a``, ``<= b``, ``< b``, or an inclusive range ``a..b``), a quoted literal
+(optionally with an inclusive range ``a..b``, ``a..`` or ``..b``, or a strict bound ``> a`` or ``< b``; no ``=`` in a
+type, since papermill reads a line with two ``=`` as unparseable), a quoted literal
 (``'log1p'``), ``list[T]`` (a non-empty list of T), or a named domain checked against the project's registries:
 ``split`` (a request split), ``judge`` (a registered judge), ``wrapper`` (a registered attack wrapper), ``model``
 (a registry id), ``strategy`` (a wisdom-handicap strategy) and ``url`` (an http(s) base URL). The annotation is a plain string, so the cell still runs as
@@ -24,7 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_BOUND = re.compile(r"^(int|float)\s*(?:(>=|>|<=|<)\s*(\S+)|(\S+)\s*\.\.\s*(\S+))?$")
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_BOUND = re.compile(rf"^(int|float)\s*(?:(>|<)\s*({_NUMBER})|({_NUMBER})?\s*\.\.\s*({_NUMBER})?)?$")
 
 
 def _splits() -> tuple[str, ...]:
@@ -169,14 +171,12 @@ def parse_type(text: str) -> tuple[ParamType, ...]:
         elif m := _BOUND.match(part):
             kind, op, bound, low, high = m.groups()
             if op:
-                value = float(bound)
-                alternatives.append(ParamType(kind, low=value if op[0] == ">" else None,
-                                              high=value if op[0] == "<" else None,
+                alternatives.append(ParamType(kind, low=float(bound) if op == ">" else None,
+                                              high=float(bound) if op == "<" else None,
                                               low_strict=op == ">", high_strict=op == "<"))
-            elif low is not None:
-                alternatives.append(ParamType(kind, low=float(low), high=float(high)))
             else:
-                alternatives.append(ParamType(kind))
+                alternatives.append(ParamType(kind, low=None if low is None else float(low),
+                                              high=None if high is None else float(high)))
         else:
             raise ValueError(f"unknown parameter type {part!r} in {text!r}")
     return tuple(alternatives)

@@ -277,3 +277,10 @@ def test_embedding_judge_labels_fixed_examples() -> None:
     verdicts = judge.judge_batch([c[0] for c in cases], [c[1] for c in cases])
     assert [v.label for v in verdicts] == [c[2] for c in cases]
     assert judge.judge(cases[0][0]).label == "refusal"
+
+
+def test_label_set_hash_is_none_for_files_this_copy_lacks(tmp_path: Path) -> None:
+    from personalab.judges.labels import label_set_hash
+
+    assert label_set_hash(tmp_path / "no-labels.csv", tmp_path / "no-pool.csv") == {"labels_sha256": None,
+                                                                                   "pool_sha256": None}

@@ -14,7 +14,7 @@ def allowed(type_text: str, value: object) -> bool:
 
 
 @pytest.mark.parametrize("type_text, good, bad", [
-    ("int >= 1 | None", [1, 20, None], [0, -3, "abc", 2.5, True]),
+    ("int 1.. | None", [1, 20, None], [0, -3, "abc", 2.5, True]),
     ("int 1..4096", [1, 4096], [0, 4097, 1.0]),
     ("float 0..2", [0, 0.7, 2], [-0.1, 2.5, float("nan"), "0.7"]),
     ("float > 0", [0.1], [0, -1]),

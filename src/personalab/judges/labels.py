@@ -74,6 +74,9 @@ def _sha256(path: Path | str) -> str:
     return hashlib.sha256((REPO_ROOT / path).read_bytes()).hexdigest()
 
 
-def label_set_hash(labels_path: Path | str = LABELS_PATH, pool_path: Path | str = POOL_PATH) -> dict[str, str]:
-    """The sha256 of the label file and of the pool file the judges are validated on, for provenance."""
-    return {"labels_sha256": _sha256(labels_path), "pool_sha256": _sha256(pool_path)}
+def label_set_hash(labels_path: Path | str = LABELS_PATH,
+                   pool_path: Path | str = POOL_PATH) -> dict[str, str | None]:
+    """The sha256 of the label file and of the pool file the judges are validated on, for provenance (None for a
+    file this copy of the repository does not hold, e.g. a scratch copy with only the experiment sources)."""
+    return {"labels_sha256": _sha256(labels_path) if (REPO_ROOT / labels_path).exists() else None,
+            "pool_sha256": _sha256(pool_path) if (REPO_ROOT / pool_path).exists() else None}
