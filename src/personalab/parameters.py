@@ -2,18 +2,19 @@
 
 Each experiment notebook's ``parameters`` cell annotates every parameter with a small type string, e.g.::
 
-    n_items: "int 1.. | None" = None
+    n_items: "int[1,] or None" = None
     split: "split" = "heldout"
     wrappers: "list[wrapper]" = ["direct/plain"]
-    temperature: "float 0..2" = 0.7
+    temperature: "float[0,2]" = 0.7
 
-A type is alternatives separated by ``|``. Each alternative is ``None``, ``bool``, ``str``, ``int`` or ``float``
-(optionally with an inclusive range ``a..b``, ``a..`` or ``..b``, or a strict bound ``> a`` or ``< b``; no ``=`` in a
-type, since papermill reads a line with two ``=`` as unparseable), a quoted literal
-(``'log1p'``), ``list[T]`` (a non-empty list of T), or a named domain checked against the project's registries:
+A type is alternatives separated by ``or``. Each alternative is ``None``, ``bool``, ``str``, ``int`` or ``float``
+(optionally with an inclusive range ``[a,b]``, ``[a,]`` or ``[,b]`` of whole numbers), ``choice[a,b]`` (one of
+these strings), ``list[T]`` (a non-empty list of T), or a named domain checked against the project's registries:
 ``split`` (a request split), ``judge`` (a registered judge), ``wrapper`` (a registered attack wrapper), ``model``
-(a registry id), ``strategy`` (a wisdom-handicap strategy) and ``url`` (an http(s) base URL). The annotation is a plain string, so the cell still runs as
-ordinary Python and papermill injects values as usual.
+(a registry id), ``strategy`` (a wisdom-handicap strategy) and ``url`` (an http(s) base URL). The annotation is a
+plain string, so the cell still runs as ordinary Python and papermill injects values as usual. The grammar uses
+only letters, digits, brackets, commas and spaces because papermill recognises a parameter line only when its
+annotation has no other characters (otherwise it warns "Passed unknown parameter" and lists nothing).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_NUMBER = r"-?\d+(?:\.\d+)?"
-_BOUND = re.compile(rf"^(int|float)\s*(?:(>|<)\s*({_NUMBER})|({_NUMBER})?\s*\.\.\s*({_NUMBER})?)?$")
+_BOUND = re.compile(r"^(int|float)(?:\[\s*(\d+)?\s*,\s*(\d+)?\s*\])?$")
+_CHOICE = re.compile(r"^choice\[([\w\s,]+)\]$")
 
 
 def _splits() -> tuple[str, ...]:
@@ -73,12 +74,10 @@ DOMAINS: dict[str, tuple[str, Callable[[], tuple[str, ...]]]] = {
 class ParamType:
     """One parsed alternative of a parameter type."""
 
-    kind: str  # none | bool | str | int | float | literal | list | domain | url
+    kind: str  # none, bool, str, int, float, choice, list, domain or url
     low: float | None = None
     high: float | None = None
-    low_strict: bool = False
-    high_strict: bool = False
-    literal: str | None = None
+    choices: tuple[str, ...] = ()
     item: "tuple[ParamType, ...] | None" = None  # alternatives of a list's elements
     domain: str | None = None
 
@@ -86,8 +85,8 @@ class ParamType:
         """The type in words, for error messages."""
         if self.kind == "none":
             return "None"
-        if self.kind == "literal":
-            return repr(self.literal)
+        if self.kind == "choice":
+            return " or ".join(repr(c) for c in self.choices)
         if self.kind == "list":
             return f"a non-empty list of {' or '.join(t.describe() for t in self.item or ())}"
         if self.kind == "domain":
@@ -97,9 +96,9 @@ class ParamType:
         noun = {"bool": "true or false", "str": "a string", "int": "an integer", "float": "a number"}[self.kind]
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'>' if self.low_strict else '>='} {self.low:g}")
+            bounds.append(f">= {self.low:g}")
         if self.high is not None:
-            bounds.append(f"{'<' if self.high_strict else '<='} {self.high:g}")
+            bounds.append(f"<= {self.high:g}")
         return f"{noun} {' and '.join(bounds)}".strip()
 
     def problem(self, value: Any) -> str | None:
@@ -110,8 +109,8 @@ class ParamType:
             return None if isinstance(value, bool) else "not true/false"
         if self.kind == "str":
             return None if isinstance(value, str) else "not a string"
-        if self.kind == "literal":
-            return None if value == self.literal else "another value"
+        if self.kind == "choice":
+            return None if value in self.choices else "another value"
         if self.kind == "url":
             return None if isinstance(value, str) and re.match(r"^https?://\S+$", value) else "not an http(s) URL"
         if self.kind == "domain":
@@ -132,31 +131,28 @@ class ParamType:
             return "not an integer"
         if isinstance(value, float) and not math.isfinite(value):
             return "not finite"
-        if self.low is not None and (value < self.low or (self.low_strict and value == self.low)):
-            return "out of range"
-        if self.high is not None and (value > self.high or (self.high_strict and value == self.high)):
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             return "out of range"
         return None
 
 
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside brackets."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == sep and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return [*parts, current]
+def _split_alternatives(text: str) -> list[str]:
+    """Split a type on the word ``or`` outside brackets."""
+    parts, depth, current = [], 0, []
+    for word in re.split(r"(\s+)", text):
+        if word == "or" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        depth += word.count("[") - word.count("]")
+        current.append(word)
+    return [*parts, "".join(current)]
 
 
 def parse_type(text: str) -> tuple[ParamType, ...]:
     """Parse a type string into its alternatives; a malformed string raises ValueError."""
     alternatives = []
-    for raw in _split_top(text, "|"):
+    for raw in _split_alternatives(text):
         part = raw.strip()
         if part == "None":
             alternatives.append(ParamType("none"))
@@ -164,19 +160,14 @@ def parse_type(text: str) -> tuple[ParamType, ...]:
             alternatives.append(ParamType(part))
         elif part in DOMAINS:
             alternatives.append(ParamType("domain", domain=part))
-        elif len(part) >= 2 and part[0] == part[-1] and part[0] in "'\"":
-            alternatives.append(ParamType("literal", literal=part[1:-1]))
+        elif m := _CHOICE.match(part):
+            alternatives.append(ParamType("choice", choices=tuple(c.strip() for c in m.group(1).split(","))))
         elif part.startswith("list[") and part.endswith("]"):
             alternatives.append(ParamType("list", item=parse_type(part[5:-1])))
         elif m := _BOUND.match(part):
-            kind, op, bound, low, high = m.groups()
-            if op:
-                alternatives.append(ParamType(kind, low=float(bound) if op == ">" else None,
-                                              high=float(bound) if op == "<" else None,
-                                              low_strict=op == ">", high_strict=op == "<"))
-            else:
-                alternatives.append(ParamType(kind, low=None if low is None else float(low),
-                                              high=None if high is None else float(high)))
+            kind, low, high = m.groups()
+            alternatives.append(ParamType(kind, low=None if low is None else float(low),
+                                          high=None if high is None else float(high)))
         else:
             raise ValueError(f"unknown parameter type {part!r} in {text!r}")
     return tuple(alternatives)

@@ -37,14 +37,6 @@ def test_chat_and_completion_prompts():
     assert set(ps.STOP) <= set(s.stop) and s.max_tokens == 8
 
 
-def test_balanced_subset_covers_categories():
-    items = load_items(split="heldout", variant="target")
-    sub = ps.balanced_subset(items, 5)
-    assert len({i.category for i in sub}) == 5
-    assert ps.balanced_subset(items, None) == list(items)
-    assert len(ps.balanced_subset(items, 7)) == 7
-
-
 def test_anova_shares_pure_persona_and_pure_request():
     persona_only = np.tile([1, 0, 1, 0], (6, 1))  # columns = personas
     s = ps.anova_shares(persona_only)

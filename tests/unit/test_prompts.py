@@ -25,6 +25,7 @@ from personalab.prompts import (
     _parse,
     _parse_faux,
     _read_yaml,
+    balanced_subset,
     get_item,
     load_faux_dialogues,
     load_items,
@@ -39,6 +40,9 @@ PREFIXES = {
     "minor_forgery": "forge",
 }
 # The heldout third, written out: changing the split must be a deliberate edit of this list too.
+EXPECTED_ORIGINAL_HELDOUT_PAIRS = sorted(
+    f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12)
+)
 EXPECTED_HELDOUT_PAIRS = sorted(f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12))
 
 # Content pins: editing a data file changes its hash, so the edit must also bump `version` and update the pin.
@@ -304,3 +308,25 @@ def test_faux_repeating_an_item_text_is_rejected() -> None:
     data["exchanges"][3]["request"] = get_item("excuse-03-t").text
     with pytest.raises(RequestSetError, match="excuse-03-t"):
         _parse_faux(data, _parse(_raw()))
+
+
+# ------------------------------------------------------------------------------------------ balanced subsets
+def test_balanced_subset_covers_every_category_in_file_order() -> None:
+    items = load_items(split="heldout", variant="target")
+    sub = load_items(split="heldout", variant="target", n=5)
+    assert len({i.category for i in sub}) == 5
+    assert [i.id for i in sub] == [i.id for i in items if i in sub]  # file order kept
+    assert len(load_items(split="heldout", variant="target", n=7)) == 7
+    assert load_items(split="heldout", variant="target", n=None) == items
+    assert balanced_subset(items, 10**6) == items
+
+
+def test_balanced_subset_of_twenty_is_the_original_heldout_set() -> None:
+    """Growing the request set must not change what a run at the old default size (20 pairs) asks."""
+    sub = load_items(split="heldout", variant="target", n=20)
+    assert sorted(i.id[:-2] for i in sub) == EXPECTED_ORIGINAL_HELDOUT_PAIRS
+
+
+def test_balanced_subset_rejects_negative_sizes() -> None:
+    with pytest.raises(ValueError, match="n must be"):
+        balanced_subset(load_items(), -1)

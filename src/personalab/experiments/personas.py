@@ -95,22 +95,6 @@ def get_persona(key: str) -> Persona:
 # ---------------------------------------------------------------------------------------------------- prompts
 
 
-def balanced_subset(items: Sequence[Item], n: int | None) -> list[Item]:
-    """The first ``n`` items taken round-robin over categories (file order within each), so a small sample still
-    covers every category; all items when ``n`` is None."""
-    if n is None or n >= len(items):
-        return list(items)
-    by_cat: dict[str, list[Item]] = {}
-    for item in items:
-        by_cat.setdefault(item.category, []).append(item)
-    out: list[Item] = []
-    while len(out) < n:
-        for cat in list(by_cat):
-            if by_cat[cat] and len(out) < n:
-                out.append(by_cat[cat].pop(0))
-    return out
-
-
 def chat_conversation(persona: Persona, item: Item) -> list[dict[str, str]]:
     """Chat mode: the persona's system prompt (if any) and the request as the user turn."""
     conv = [] if persona.system is None else [{"role": "system", "content": persona.system}]

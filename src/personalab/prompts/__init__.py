@@ -230,10 +230,12 @@ def load_items(
     split: str | None = None,
     variant: str | None = None,
     categories: Sequence[str] | None = None,
+    n: int | None = None,
 ) -> list[Item]:
     """Return the items in file order, filtered by split, variant and categories (``None`` keeps all).
 
-    A single category may be passed as a plain string. Unknown values raise ``ValueError``.
+    A single category may be passed as a plain string. Unknown values raise ``ValueError``. With ``n``, only
+    :func:`balanced_subset` of the filtered items is kept, so a small run still covers every category.
     """
     _check(split, SPLITS, "split")
     _check(variant, VARIANTS, "variant")
@@ -242,13 +244,36 @@ def load_items(
         wanted = (categories,) if isinstance(categories, str) else tuple(categories)
         for category in wanted:
             _check(category, CATEGORIES, "category")
-    return [
+    items = [
         item
         for item in _request_set().items
         if (split is None or item.split == split)
         and (variant is None or item.variant == variant)
         and (wanted is None or item.category in wanted)
     ]
+    return items if n is None else balanced_subset(items, n)
+
+
+def balanced_subset(items: Sequence[Item], n: int | None) -> list[Item]:
+    """The first ``n`` of ``items`` taken round-robin over categories (file order within each), returned in file
+    order; all of them when ``n`` is None or at least their number.
+
+    With pairs numbered in file order this keeps the lowest-numbered pairs of every category, so a run at the
+    old size (20 held-out pairs) asks exactly the requests it asked before the set grew.
+    """
+    if n is not None and n < 0:
+        raise ValueError(f"n must be None or >= 0, got {n}.")
+    if n is None or n >= len(items):
+        return list(items)
+    queues: dict[str, list[Item]] = {}
+    for item in items:
+        queues.setdefault(item.category, []).append(item)
+    chosen: set[str] = set()
+    while len(chosen) < n:
+        for queue in queues.values():
+            if queue and len(chosen) < n:
+                chosen.add(queue.pop(0).id)
+    return [item for item in items if item.id in chosen]
 
 
 def get_item(item_id: str) -> Item:
@@ -280,6 +305,7 @@ __all__ = [
     "Item",
     "RequestSet",
     "RequestSetError",
+    "balanced_subset",
     "get_item",
     "load_faux_dialogues",
     "load_items",
