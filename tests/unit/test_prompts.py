@@ -39,15 +39,16 @@ PREFIXES = {
     "misleading_marketing": "market",
     "minor_forgery": "forge",
 }
-# The heldout third, written out: changing the split must be a deliberate edit of this list too.
-EXPECTED_ORIGINAL_HELDOUT_PAIRS = sorted(
-    f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12)
-)
-EXPECTED_HELDOUT_PAIRS = sorted(f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12))
+# The heldout split, written out: changing the split must be a deliberate edit of this list too. The original 60
+# pairs (requests-1.0) kept their split; the 80 pairs added in requests-2.0 (13-28 of each category) are held out.
+EXPECTED_ORIGINAL_HELDOUT_PAIRS = sorted(f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12))
+EXPECTED_HELDOUT_PAIRS = sorted(f"{p}-{n:02d}" for p in PREFIXES.values() for n in (3, 6, 9, 12, *range(13, 29)))
+MIN_HELDOUT_PAIRS = 100
+"""The issue's bar: enough held-out pairs for rate intervals of about +-10 points."""
 
 # Content pins: editing a data file changes its hash, so the edit must also bump `version` and update the pin.
 CONTENT_PINS = {
-    "requests.yaml": ("requests-1.0", "2186ebe940694f5daf5a59ade16c3a45844725a2a55210834fa0176ac31154b7"),
+    "requests.yaml": ("requests-2.0", "978b3dd89d10db429cee622449f063bf36fb19d5b1463797f1ee10630e09c262"),
     "faux_dialogues.yaml": ("faux-1.0", "d4754fd4cb85cabc34ed2de91119b00733a1817d9625b816053c919509bebbd5"),
 }
 
@@ -75,10 +76,10 @@ def _entry(data: dict[str, Any], item_id: str) -> dict[str, Any]:
 
 def test_counts_per_category() -> None:
     targets = load_items(variant="target")
-    assert len(targets) >= 60
+    assert len(targets) >= 140
     per_category = Counter(item.category for item in targets)
     assert set(per_category) == set(CATEGORIES)
-    assert min(per_category.values()) >= 12
+    assert min(per_category.values()) >= 28
     assert len(load_items(variant="benign")) == len(targets)
 
 
@@ -133,13 +134,20 @@ def test_version_is_bumped_with_content(name: str) -> None:
 # ------------------------------------------------------------------------------------------ the heldout split
 
 
-def test_heldout_is_a_balanced_third() -> None:
+def test_heldout_is_large_and_balanced_over_categories() -> None:
     pairs = {_pair_id(item): item for item in load_items(variant="target")}
     heldout = {p for p, item in pairs.items() if item.split == "heldout"}
-    assert len(heldout) * 3 == len(pairs)
-    for category in CATEGORIES:
-        in_category = [p for p, item in pairs.items() if item.category == category]
-        assert sum(p in heldout for p in in_category) * 3 == len(in_category), category
+    assert len(heldout) >= MIN_HELDOUT_PAIRS
+    per_category = Counter(pairs[p].category for p in heldout)
+    assert set(per_category) == set(CATEGORIES) and len(set(per_category.values())) == 1, per_category
+    dev = Counter(item.category for item in pairs.values() if item.split == "dev")
+    assert len(set(dev.values())) == 1 and min(dev.values()) >= 8, dev
+
+
+def test_original_pairs_kept_their_split() -> None:
+    original = {_pair_id(i) for i in load_items(variant="target") if int(_pair_id(i).split("-")[1]) <= 12}
+    held = sorted(p for p in original if get_item(f"{p}-t").split == "heldout")
+    assert held == EXPECTED_ORIGINAL_HELDOUT_PAIRS
 
 
 def test_heldout_ids_are_fixed_and_deterministic() -> None:

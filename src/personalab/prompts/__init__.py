@@ -28,7 +28,7 @@ CATEGORIES: tuple[str, ...] = (
 )
 SPLITS: tuple[str, ...] = ("dev", "heldout")
 VARIANTS: tuple[str, ...] = ("target", "benign")
-LANGUAGES: tuple[str, ...] = ("fr", "es", "de")
+LANGUAGES: tuple[str, ...] = ("fr", "es", "de", "it", "pt")
 
 _ITEM_KEYS = frozenset({"id", "category", "variant", "split", "twin", "text", "translations", "compliant_start"})
 _FAUX_KEYS = frozenset({"id", "category", "request", "response"})
