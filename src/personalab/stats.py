@@ -7,7 +7,10 @@ generations per prompt resample *prompts* (clusters), not rows: rows of one prom
 - ``wilson_interval`` / ``rate`` / ``rate_table``: binomial rates with Wilson score intervals, which behave
   at 0 % and 100 % where the normal approximation collapses to a zero-width interval.
 - ``bootstrap_ci`` / ``bootstrap_difference``: percentile cluster bootstrap for any statistic and for the
-  paired difference of two rates (slippage = direct refusal rate - attacked refusal rate).
+  paired difference of two rates (slippage = direct refusal rate - attacked refusal rate);
+  ``bootstrap_contrast`` generalises the latter to any weighted sum of rates and adds a bootstrap p-value.
+- ``holm``: Holm's step-down correction when one claim rests on several tests (one per attack family).
+- ``min_detectable_difference``: the smallest effect a design of n prompts detects at 80% power.
 - ``logistic_fit`` / ``power_law_fit``: the two curve shapes the book fits, with bootstrap intervals.
 - ``cohens_kappa`` / ``confusion_matrix``: agreement of an automatic judge with hand labels.
 """
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -224,6 +228,78 @@ def bootstrap_ci(
     return estimate, lo, hi
 
 
+@dataclass(frozen=True)
+class Contrast:
+    """A bootstrapped linear contrast of rates: estimate, percentile interval and two-sided bootstrap p-value."""
+
+    estimate: float
+    lo: float
+    hi: float
+    p: float
+    n_clusters: int
+
+
+def bootstrap_p_value(replicates: Sequence[float] | np.ndarray) -> float:
+    """Two-sided percentile-bootstrap p-value for "the contrast is zero": min(1, 2 * min(P*(r <= 0), P*(r >= 0))).
+
+    It is the smallest alpha at which the (1 - alpha) percentile interval of the same replicates still touches
+    zero, so p < 0.05 matches a 95% interval that excludes zero (up to ties at exactly zero). Non-finite
+    replicates are dropped; nan when none is left.
+    """
+    r = np.asarray(replicates, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return math.nan
+    return float(min(1.0, 2.0 * min(np.mean(r <= 0.0), np.mean(r >= 0.0))))
+
+
+def bootstrap_contrast(
+    df: pd.DataFrame,
+    group: str,
+    weights: Mapping[Hashable, float],
+    outcome: str,
+    cluster: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Contrast:
+    """sum_g w_g * rate(group == g) with clusters resampled once for every arm, plus its bootstrap p-value.
+
+    A difference of two rates is ``{a: 1, b: -1}``; a difference of two differences (target slippage minus
+    benign-twin slippage) is four arms with weights +1, -1, -1, +1. Every arm's rate is pooled over its rows
+    (ratio of sums), and a replicate draws clusters (prompts or request pairs) with replacement and keeps all of
+    their rows in every arm, so correlation between arms within a cluster is kept. Rows whose ``group`` is not
+    in ``weights`` are ignored. Deterministic given ``seed``.
+    """
+    confidence = _check_confidence(confidence)
+    n_boot = _check_n_boot(n_boot)
+    missing = [c for c in (group, outcome, cluster) if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns not in DataFrame: {missing}")
+    if not weights:
+        raise ValueError("weights must name at least one group")
+    sub = df[df[group].isin(list(weights))]
+    y = _as_bool(sub[outcome], outcome).astype(float)
+    codes, n_clusters = _cluster_codes(sub[cluster], cluster)
+    arms = []
+    for g, w in weights.items():
+        mask = (sub[group] == g).to_numpy()
+        if not mask.any():
+            raise ValueError(f"no rows with {group} == {g!r}")
+        k = np.bincount(codes[mask], weights=y[mask], minlength=n_clusters)
+        n = np.bincount(codes[mask], minlength=n_clusters).astype(float)
+        arms.append((float(w), k, n))
+    estimate = sum(w * k.sum() / n.sum() for w, k, n in arms)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for counts in _count_batches(rng, n_clusters, n_boot):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts.append(sum(w * (counts @ k) / (counts @ n) for w, k, n in arms))
+    replicates = np.concatenate(parts)
+    lo, hi = _percentile(replicates, confidence)
+    return Contrast(float(estimate), lo, hi, bootstrap_p_value(replicates), int(n_clusters))
+
+
 def bootstrap_difference(
     df: pd.DataFrame,
     group: str,
@@ -239,33 +315,74 @@ def bootstrap_difference(
 
     Pairing matters: a prompt answered directly and under attack contributes to both rates, so resampling the
     prompt (not each arm separately) keeps the correlation and gives the right, usually narrower, interval.
-    Rows whose ``group`` is neither ``a`` nor ``b`` are ignored. Deterministic given ``seed``.
+    Rows whose ``group`` is neither ``a`` nor ``b`` are ignored. Deterministic given ``seed``. The same contrast
+    with its p-value is :func:`bootstrap_contrast` with weights ``{a: 1, b: -1}``.
     """
-    confidence = _check_confidence(confidence)
-    n_boot = _check_n_boot(n_boot)
-    missing = [c for c in (group, outcome, cluster) if c not in df.columns]
-    if missing:
-        raise ValueError(f"columns not in DataFrame: {missing}")
-    sub = df[df[group].isin([a, b])]
-    y = _as_bool(sub[outcome], outcome).astype(float)
-    is_a = (sub[group] == a).to_numpy()
-    is_b = (sub[group] == b).to_numpy()
-    if not is_a.any() or not is_b.any():
-        absent = a if not is_a.any() else b
-        raise ValueError(f"no rows with {group} == {absent!r}")
-    codes, n_clusters = _cluster_codes(sub[cluster], cluster)
-    ka = np.bincount(codes[is_a], weights=y[is_a], minlength=n_clusters)
-    na = np.bincount(codes[is_a], minlength=n_clusters).astype(float)
-    kb = np.bincount(codes[is_b], weights=y[is_b], minlength=n_clusters)
-    nb = np.bincount(codes[is_b], minlength=n_clusters).astype(float)
-    diff = ka.sum() / na.sum() - kb.sum() / nb.sum()
-    rng = np.random.default_rng(seed)
-    parts = []
-    for counts in _count_batches(rng, n_clusters, n_boot):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            parts.append(counts @ ka / (counts @ na) - counts @ kb / (counts @ nb))
-    lo, hi = _percentile(np.concatenate(parts), confidence)
-    return float(diff), lo, hi
+    c = bootstrap_contrast(df, group, {a: 1.0, b: -1.0}, outcome, cluster, n_boot, seed, confidence)
+    return c.estimate, c.lo, c.hi
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values, in input order: monotone in the sorted p and capped at 1.
+
+    Controls the family-wise error rate over the m tests without assuming independence: the i-th smallest p
+    (1-based) becomes max over j <= i of min(1, (m - j + 1) * p_(j)). nan entries are not tests: they stay nan
+    and do not count in m.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1:
+        raise ValueError("pvalues must be one-dimensional")
+    finite = ~np.isnan(p)
+    if np.any((p[finite] < 0.0) | (p[finite] > 1.0)):
+        raise ValueError("p-values must lie in [0, 1]")
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(finite)
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = order.size
+    scaled = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def min_detectable_difference(
+    n: int, p0: float, power: float = 0.8, alpha: float = 0.05, direction: Literal["up", "down", "half"] = "half"
+) -> float:
+    """Smallest difference d from a baseline proportion p0 that a two-sided level-``alpha`` test on n prompts per
+    condition detects with probability ``power``.
+
+    The two-proportion normal approximation: d solves
+    z_{1-alpha/2} sqrt(2 pbar (1 - pbar)) + z_power sqrt(p0 q0 + p1 q1) = d sqrt(n), pbar = (p0 + p1) / 2, with
+    the alternative p1 = p0 + d (``direction="up"``), p0 - d (``"down"``) or towards one half (``"half"``, the
+    direction of larger variance). The book's contrasts are paired (the same prompts in both conditions), and
+    pairing with a non-negative correlation between a prompt's two outcomes only narrows the interval, so this is
+    a conservative (upper) figure for them. nan when no difference that keeps p1 within [0, 1] reaches the power:
+    e.g. a drop from a 15% refusal rate can be at most 15 points.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not 0.0 <= p0 <= 1.0:
+        raise ValueError(f"p0 must lie in [0, 1], got {p0!r}")
+    for name, value in (("power", power), ("alpha", alpha)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must satisfy 0 < {name} < 1, got {value!r}")
+    if direction not in ("up", "down", "half"):
+        raise ValueError(f"direction must be 'up', 'down' or 'half', got {direction!r}")
+    za, zb = float(norm.ppf(1.0 - alpha / 2.0)), float(norm.ppf(power))
+    up = direction == "up" or (direction == "half" and p0 < 0.5)
+    sign, d_max = (1.0, 1.0 - p0) if up else (-1.0, p0)
+
+    def shortfall(d: float) -> float:
+        """How far sqrt(n) * d falls short of what the power needs (negative once d is detectable)."""
+        p1 = p0 + sign * d
+        pbar = (p0 + p1) / 2.0
+        need = za * math.sqrt(2.0 * pbar * (1.0 - pbar)) + zb * math.sqrt(p0 * (1.0 - p0) + p1 * (1.0 - p1))
+        return need - d * math.sqrt(n)
+
+    if d_max <= 0.0:
+        return math.nan
+    if shortfall(d_max) > 0.0:
+        return math.nan
+    return float(optimize.brentq(shortfall, 1e-12, d_max))
 
 
 def _row_weights(

@@ -17,6 +17,7 @@ from personalab.attacks import (
     WRAPPERS,
     ContextTooLong,
     Conversation,
+    conversation_text,
     describe_wrappers,
     escalation_turns,
     get_wrapper,
@@ -349,3 +350,29 @@ def test_describe_wrappers_for_the_methods_appendix() -> None:
         assert set(row) == {"key", "family", "name", "description", "docstring", "example"}
         assert_well_formed(row["example"])
         assert carries_request(row["example"], get_item(EXAMPLE_ITEM_ID))
+
+
+# ------------------------------------------------------------------------------------------ the control family
+
+
+def test_control_filler_is_deterministic_neutral_and_matched_in_length() -> None:
+    """The null wrapper keeps the request verbatim inside filler about as long as the persuasion wrappers add."""
+    from statistics import median
+
+    from personalab.attacks import control
+
+    items = load_items(split="heldout", variant="target")
+    w = get_wrapper("control/filler")
+    assert w.family == "control" and not w.requires_target
+    added = [len(conversation_text(w(i))) - len(i.text) for i in items]
+    persuasion = [len(conversation_text(v(i))) - len(i.text) for i in items
+                  for fam in ("identity", "context", "value_conflict") for v in wrappers(fam)]
+    assert abs(median(added) - median(persuasion)) <= 0.2 * median(persuasion)
+    assert abs(median(added) - control.FILLER_CHARS) <= 0.2 * control.FILLER_CHARS
+    for item in items:
+        conv = w(item)
+        assert conv == w(item) and len(conv) == 1 and conv[0]["role"] == "user"
+        before, text, after = conv[0]["content"].split("\n\n")
+        assert text == item.text and before and after
+    assert len({w(i)[0]["content"].split("\n\n")[0] for i in items}) > 1  # the start depends on the item
+    assert w(BENIGN)[0]["content"].split("\n\n")[1] == BENIGN.text

@@ -226,7 +226,8 @@ def test_top_tokens_and_probe_conditions() -> None:
     assert target["I"] == pytest.approx(0.75)
     conds = depth.probe_conditions()
     families = [w.family for w in conds.values()]
-    assert families[0] == "direct" and len(families) == len(set(families)) and "prefill" not in families
+    assert families[0] == "direct" and len(families) == len(set(families))
+    assert "prefill" not in families and "control" not in families
     with pytest.raises(ValueError):
         depth.probe_conditions(["prefill/sure"])
 

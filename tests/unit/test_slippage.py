@@ -181,3 +181,60 @@ def test_summary_tables_for_the_chapter() -> None:
     assert per_wrapper.loc["prefill/k5", "over-refusal on benign twins"] == "not applicable"
     cap = sl_chapter.capability_summary(sl.capability_table(df))
     assert list(cap["wrapper"]) == list(sl.FORM_CHECKS) and cap.shape[1] == 5
+
+
+def _set(df: pd.DataFrame, variant: str, family: str, refused: bool) -> pd.DataFrame:
+    """``df`` with every reply of ``variant`` under ``family`` set to ``refused``."""
+    out = df.copy()
+    out.loc[(out["variant"] == variant) & (out["family"] == family), "refused"] = refused
+    return out
+
+
+def test_harm_contrast_separates_harm_specific_from_general_slippage() -> None:
+    """Identity drops only targets' refusals (harm-specific); context drops both variants' (not harm-specific)."""
+    df = _set(_set(_set(fake_replies(), "target", "identity", False), "target", "context", False),
+              "benign", "context", False)
+    h = sl.harm_contrast(df, n_boot=200).set_index("family")
+    assert h.loc["identity", "slippage"] == pytest.approx(1.0) and h.loc["identity", "harm"] == pytest.approx(1.0)
+    assert h.loc["context", "slippage"] == pytest.approx(1.0) and h.loc["context", "harm"] == pytest.approx(0.0)
+    assert h.loc["context", "twin_slippage"] == pytest.approx(1.0)
+    assert h.loc["identity", "vs_control"] == pytest.approx(1.0)  # the control kept refusing
+    assert h.loc["identity", "slippage_lo"] == pytest.approx(1.0) and h.loc["identity", "slippage_p"] == 0.0
+    assert h.loc["technical", "slippage_p"] == 1.0  # no change at all
+    prefill_shared = sum(not w.requires_target for w in wrappers("prefill"))
+    assert h.loc["prefill", "n_wrappers_shared"] == prefill_shared
+    assert list(h["role"].unique()) == ["control", "attack", "pooled"]
+    attack = h[h["role"] == "attack"]
+    assert attack["slippage_p_holm"].notna().all() and (attack["slippage_p_holm"] >= attack["slippage_p"]).all()
+    assert h.loc[["control", sl.ALL_ATTACKS], "slippage_p_holm"].isna().all()
+    assert h.loc[sl.ALL_ATTACKS, "n_wrappers"] == sum(len(wrappers(f)) for f in FAMILIES
+                                                      if f not in ("direct", "control"))
+
+
+def test_harm_contrast_slippage_matches_the_slippage_table() -> None:
+    df = _set(fake_replies(), "target", "technical", False)
+    h = sl.harm_contrast(df, n_boot=100, seed=3).set_index("family")
+    s = sl.slippage_table(df, n_boot=100, seed=3)
+    fam = s[(s["level"] == "family") & (s["variant"] == "target")].set_index("group")
+    for f in ("identity", "technical", "prefill"):
+        assert tuple(h.loc[f, ["slippage", "slippage_lo", "slippage_hi"]]) == tuple(fam.loc[f, ["slippage", "lo",
+                                                                                                   "hi"]])
+
+
+def test_harm_contrast_without_a_control_family_reports_it_missing() -> None:
+    """Committed runs made before the control family existed: vs_control is nan, nothing else changes."""
+    df = fake_replies()
+    h = sl.harm_contrast(df[df["family"] != "control"], n_boot=50)
+    assert "control" not in set(h["family"])
+    assert h["vs_control"].isna().all() and h["vs_control_p_holm"].isna().all()
+    assert h["slippage"].notna().all()
+
+
+def test_harm_bar_passes_only_when_targets_are_refused_more_than_twins() -> None:
+    df = _set(fake_replies(), "benign", "direct", False)
+    bar = sl.harm_bar(df, n_boot=200).iloc[0]
+    assert bar["difference"] == pytest.approx(1.0) and bar["passes_bar"]
+    assert (bar["both_refused"], bar["target_only"], bar["twin_only"], bar["neither"]) == (0, 4, 0, 0)
+    assert bar["target_k"] == 4 and bar["twin_k"] == 0 and bar["n_pairs"] == 4
+    same = sl.harm_bar(fake_replies(), n_boot=200).iloc[0]
+    assert same["difference"] == 0.0 and not same["passes_bar"] and same["both_refused"] == 4

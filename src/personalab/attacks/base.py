@@ -15,7 +15,11 @@ Message = dict[str, str]
 Conversation = list[Message]
 Builder = Callable[[Item], Conversation]
 
-FAMILIES: tuple[str, ...] = ("direct", "identity", "context", "erosion", "technical", "value_conflict", "prefill")
+FAMILIES: tuple[str, ...] = (
+    "direct", "control", "identity", "context", "erosion", "technical", "value_conflict", "prefill",
+)
+CONTROL_FAMILY = "control"
+"""The family of null wrappers: analyses use it as a baseline, never as an attack."""
 EXAMPLE_ITEM_ID = "acad-01-t"  # a dev item: examples in the book never show heldout wording
 
 

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from personalab.attacks import REFUSAL_OPENING, Conversation, get_wrapper, prefill, refusal_prefill, wrappers
+from personalab.attacks import (CONTROL_FAMILY, REFUSAL_OPENING, Conversation, get_wrapper, prefill, refusal_prefill,
+                                wrappers)
 from personalab.harness.client import GenRequest, Sampling
 from personalab.prompts import Item
 from personalab.stats import bootstrap_ci, bootstrap_difference, logistic_fit, rate_table
@@ -240,11 +241,13 @@ def contrasts(df: pd.DataFrame, outcome: str = "complied", n_boot: int = 1000, s
 
 
 def probe_conditions(keys: Sequence[str] | None = None) -> dict[str, Any]:
-    """Registered wrappers to probe at the first position: ``keys``, or the first of each non-prefill family."""
+    """Registered wrappers to probe at the first position: ``keys``, or the first of each attack family (not
+    prefill, which fills the position itself, nor the control family, which is not an attack)."""
     if keys is None:
         keys = []
         for w in wrappers():
-            if w.family != "prefill" and not any(get_wrapper(k).family == w.family for k in keys):
+            if (w.family not in ("prefill", CONTROL_FAMILY)
+                    and not any(get_wrapper(k).family == w.family for k in keys)):
                 keys.append(w.key)
     chosen = {key: get_wrapper(key) for key in keys}
     bad = [k for k, w in chosen.items() if w.family == "prefill"]

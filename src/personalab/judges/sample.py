@@ -59,12 +59,13 @@ class Condition:
 
 
 def conditions() -> list[Condition]:
-    """Every registered wrapper, then ``prefill(item, 20)`` and ``refusal_prefill(item, k)`` for k = 2 and 9.
+    """Every registered wrapper but the control (labelled pool of the first pass), then ``prefill(item, 20)`` and ``refusal_prefill(item, k)`` for k = 2 and 9.
 
     ``prefill(item, 5)`` and ``prefill(item, 10)`` are the registered ``prefill/k5`` and ``prefill/k10``. The
     refusal prefills are ``"I'm sorry,"`` (k = 2) and the whole refusal opening (k = 9, ending in "because").
     """
-    out = [Condition(w.family, w.key, w.build, w.requires_target) for w in attacks.wrappers()]
+    out = [Condition(w.family, w.key, w.build, w.requires_target) for w in attacks.wrappers()
+           if w.family != attacks.CONTROL_FAMILY]
     out.append(Condition("prefill", "prefill/k20", lambda item: attacks.prefill(item, 20), True))
     for k in (2, 9):
         out.append(Condition("refusal_prefill", f"refusal_prefill/k{k}",
