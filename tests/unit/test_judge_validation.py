@@ -80,7 +80,8 @@ def test_pool_plan_covers_every_condition_model_and_split() -> None:
     plan = pool_plan()
     assert len(plan) >= 320
     wrappers = {cond.wrapper for _, cond, _ in plan}
-    assert set(attacks.WRAPPERS) <= wrappers
+    assert {k for k, w in attacks.WRAPPERS.items() if w.family != attacks.CONTROL_FAMILY} <= wrappers
+    assert not any(w.startswith(f"{attacks.CONTROL_FAMILY}/") for w in wrappers)
     assert {"prefill/k20", "refusal_prefill/k2", "refusal_prefill/k9"} <= wrappers
     cells = Counter((model, cond.wrapper, item.split) for model, cond, item in plan)
     assert {model for model, _, _ in cells} == set(POOL_MODELS)
@@ -202,21 +203,35 @@ def test_check_labels_accepts_a_valid_set() -> None:
 
 
 def test_committed_labels_pass_and_keep_the_trained_hash() -> None:
-    pool, labels = pd.read_csv(REPO_ROOT / POOL_PATH), pd.read_csv(REPO_ROOT / LABELS_PATH)
+    from personalab.judges.labels import read_pool
+
+    pool, labels = read_pool(), pd.read_csv(REPO_ROOT / LABELS_PATH)
     check_labels(labels, pool)
-    assert len(labelled_pool(pool, labels)) == len(pool)
+    labelled = labelled_pool(pool, labels)
+    assert labelled["pool"].eq("main").sum() == (pool["pool"] == "main").sum()
+    assert set(labelled["pool"]) == {"main", "probe"}
     assert labels_hash(training_table(pool, labels)) == load_weights()["labels_sha256"]
+
+
+def test_probe_pool_rows_without_labels_are_left_out_but_main_rows_are_not() -> None:
+    pool = pd.DataFrame({"id": ["m1", "p1", "p2"], "pool": ["main", "probe", "probe"]})
+    labels = pd.DataFrame({"id": ["m1", "p1"], "label": ["refusal", "other"], "note": ["", ""]})
+    assert list(labelled_pool(pool, labels)["id"]) == ["m1", "p1"]
+    with pytest.raises(ValueError, match="1 pool rows have no hand label"):
+        labelled_pool(pool, labels[labels["id"] == "p1"])
 
 
 def test_label_set_hash_follows_the_label_file(tmp_path: Path) -> None:
     labels_path, pool_path = tmp_path / "labels.csv", tmp_path / "pool.csv"
     _labels().to_csv(labels_path, index=False)
     _POOL.to_csv(pool_path, index=False)
-    before = label_set_hash(labels_path, pool_path)
-    assert set(before) == {"labels_sha256", "pool_sha256"}
-    assert all(len(h) == 64 and set(h) <= set("0123456789abcdef") for h in before.values())
+    before = label_set_hash(labels_path, pool_path, tmp_path / "no_probe_pool.csv")
+    assert set(before) == {"labels_sha256", "pool_sha256", "probe_pool_sha256"}
+    assert before["probe_pool_sha256"] is None
+    assert all(len(h) == 64 and set(h) <= set("0123456789abcdef") for h in (before["labels_sha256"],
+                                                                            before["pool_sha256"]))
     _labels().assign(label=["refusal", "refusal", "other"]).to_csv(labels_path, index=False)
-    after = label_set_hash(labels_path, pool_path)
+    after = label_set_hash(labels_path, pool_path, tmp_path / "no_probe_pool.csv")
     assert after["labels_sha256"] != before["labels_sha256"] and after["pool_sha256"] == before["pool_sha256"]
 
 
@@ -282,5 +297,5 @@ def test_embedding_judge_labels_fixed_examples() -> None:
 def test_label_set_hash_is_none_for_files_this_copy_lacks(tmp_path: Path) -> None:
     from personalab.judges.labels import label_set_hash
 
-    assert label_set_hash(tmp_path / "no-labels.csv", tmp_path / "no-pool.csv") == {"labels_sha256": None,
-                                                                                   "pool_sha256": None}
+    assert label_set_hash(tmp_path / "no-labels.csv", tmp_path / "no-pool.csv", tmp_path / "no-probe.csv") == {
+        "labels_sha256": None, "pool_sha256": None, "probe_pool_sha256": None}

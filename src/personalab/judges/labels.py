@@ -19,6 +19,8 @@ from personalab.paths import REPO_ROOT
 LABELS_PATH = Path("experiments") / "labels" / "labels.csv"
 POOL_PATH = Path("experiments") / "labels" / "pool.csv"
 """The reply pool the labels are for (the file :mod:`personalab.judges.sample` writes)."""
+PROBE_POOL_PATH = Path("experiments") / "labels" / "probe_pool.csv"
+"""Replies under conditions the judges were not trained on (:mod:`personalab.judges.probe_pool` writes it)."""
 LABEL_COLUMNS: tuple[str, ...] = ("id", "label", "note", "labeller", "labelled_on")
 SHOWN_IDS = 5
 """How many offending row ids an error names."""
@@ -69,14 +71,34 @@ def check_labels(labels: pd.DataFrame, pool: pd.DataFrame, path: Path | str = LA
                          f"{_first_ids(bad)}); write the date of the labelling pass as YYYY-MM-DD.")
 
 
+def read_pool(pool_path: Path | str = POOL_PATH, probe_path: Path | str | None = PROBE_POOL_PATH) -> pd.DataFrame:
+    """Every labelled-for reply: ``pool.csv`` then the probe pool (if present), with a ``pool`` column naming the
+    file; probe-only columns (``temperature``, ``max_tokens``) are filled for the main pool (greedy, 96 tokens)."""
+    from personalab.outputs import read_table
+
+    main = read_table(pool_path).assign(pool="main", temperature=0.0, max_tokens=96)
+    if probe_path is None:
+        return main
+    try:
+        probe = read_table(probe_path).assign(pool="probe")
+    except FileNotFoundError:
+        return main
+    both = pd.concat([main, probe], ignore_index=True)
+    clash = both.loc[both["id"].duplicated(), "id"]
+    if len(clash):
+        raise ValueError(f"{probe_path} reuses id(s) of {pool_path} ({_first_ids(clash)}); ids must be unique.")
+    return both
+
+
 def _sha256(path: Path | str) -> str:
     """sha256 of a file's bytes; a relative path is taken from the repository root."""
     return hashlib.sha256((REPO_ROOT / path).read_bytes()).hexdigest()
 
 
-def label_set_hash(labels_path: Path | str = LABELS_PATH,
-                   pool_path: Path | str = POOL_PATH) -> dict[str, str | None]:
-    """The sha256 of the label file and of the pool file the judges are validated on, for provenance (None for a
+def label_set_hash(labels_path: Path | str = LABELS_PATH, pool_path: Path | str = POOL_PATH,
+                   probe_path: Path | str = PROBE_POOL_PATH) -> dict[str, str | None]:
+    """The sha256 of the label file and of the pool files the judges are validated on, for provenance (None for a
     file this copy of the repository does not hold, e.g. a scratch copy with only the experiment sources)."""
     return {"labels_sha256": _sha256(labels_path) if (REPO_ROOT / labels_path).exists() else None,
-            "pool_sha256": _sha256(pool_path) if (REPO_ROOT / pool_path).exists() else None}
+            "pool_sha256": _sha256(pool_path) if (REPO_ROOT / pool_path).exists() else None,
+            "probe_pool_sha256": _sha256(probe_path) if (REPO_ROOT / probe_path).exists() else None}

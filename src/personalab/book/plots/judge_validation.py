@@ -11,7 +11,7 @@ from personalab.judges import LABELS
 from personalab.judges.validate import FAMILIES, KAPPA_TARGET
 from personalab.stats import confusion_matrix
 
-__all__ = ["confusion_figure", "kappa_figure"]
+__all__ = ["confusion_figure", "kappa_figure", "ood_figure", "truncation_figure"]
 
 
 def kappa_figure(agreement: pd.DataFrame, split: str = "heldout") -> plt.Figure:
@@ -52,4 +52,62 @@ def confusion_figure(scored: pd.DataFrame, judge: str, split: str = "heldout") -
     ax.set_xlabel(f"{judge} judge")
     ax.set_ylabel("hand label")
     ax.set_title(f"{judge}: {split.replace('heldout', 'held-out')} replies (n = {len(sub)})")
+    return fig
+
+
+def ood_figure(ood: pd.DataFrame, min_n: int = 20) -> plt.Figure:
+    """Refusal-vs-not kappa on each held-out group (families, models, languages), one colour per judge; groups
+    with fewer than ``min_n`` labelled replies are drawn hollow."""
+    groupings = list(dict.fromkeys(ood["grouping"]))
+    judges = list(dict.fromkeys(ood["judge"]))
+    sizes = [ood[ood["grouping"] == g]["group"].nunique() for g in groupings]
+    fig, axes = plt.subplots(1, len(groupings), figsize=(11, 4), sharey=True,
+                             gridspec_kw={"width_ratios": sizes}, squeeze=False)
+    colours = dict(zip(judges, sns.color_palette(n_colors=len(judges))))
+    width = 0.8 / max(len(judges), 1)
+    lowest = float(np.nanmin(ood["kappa_lo"].to_numpy(dtype=float), initial=0.0))
+    for ax, grouping in zip(axes[0], groupings):
+        sub = ood[ood["grouping"] == grouping]
+        groups = sorted(set(sub["group"]))
+        for j, judge in enumerate(judges):
+            rows = sub[sub["judge"] == judge].set_index("group").reindex(groups)
+            x = np.arange(len(groups)) - 0.4 + width * (j + 0.5)
+            y = rows["kappa"].to_numpy(dtype=float)
+            lo = np.where(np.isnan(rows["kappa_lo"]), y, rows["kappa_lo"])
+            hi = np.where(np.isnan(rows["kappa_hi"]), y, rows["kappa_hi"])
+            small = rows["n"].to_numpy(dtype=float) < min_n
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=colours[judge], capsize=2, linewidth=1)
+            ax.scatter(x[~small], y[~small], color=colours[judge], s=18, zorder=3,
+                       label=judge if grouping == groupings[0] else None)
+            ax.scatter(x[small], y[small], facecolors="white", edgecolors=colours[judge], s=18, zorder=3)
+        ax.axhline(KAPPA_TARGET, color="grey", linestyle="--", linewidth=1)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xticks(range(len(groups)), [g.replace("_", " ").replace("-instruct", "") for g in groups],
+                      rotation=40, ha="right", fontsize=8)
+        ax.set_title(f"held-out {grouping}", fontsize=10)
+        ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)
+    axes[0][0].set_ylabel("Cohen's kappa, refusal vs not")
+    fig.legend(frameon=False, loc="lower center", ncol=len(judges), bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Judges on replies from conditions they were not trained on (leave one group out; 95% CI over "
+                 f"requests; hollow: n < {min_n})", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return fig
+
+
+def truncation_figure(truncation: pd.DataFrame) -> plt.Figure:
+    """Each judge's refusal-vs-not kappa against the hand label of the whole reply, when it sees only the first
+    k tokens, with bootstrap intervals."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    order = [c for c in ("24", "32", "48", "64", "full") if c in set(truncation["cut_tokens"])]
+    for judge, colour in zip(dict.fromkeys(truncation["judge"]), sns.color_palette()):
+        rows = truncation[truncation["judge"] == judge].set_index("cut_tokens").reindex(order)
+        x = np.arange(len(order))
+        y = rows["kappa"].to_numpy(dtype=float)
+        ax.errorbar(x, y, yerr=[y - rows["kappa_lo"].to_numpy(float), rows["kappa_hi"].to_numpy(float) - y],
+                    marker="o", capsize=3, color=colour, label=judge)
+    ax.axhline(KAPPA_TARGET, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(order)), [f"{c} tokens" if c != "full" else "whole reply" for c in order])
+    ax.set_ylabel("kappa vs hand label of whole reply")
+    ax.set_title("Does the judge need the whole reply?", fontsize=11)
+    ax.legend(frameon=False, fontsize=8)
     return fig
