@@ -72,6 +72,14 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stability(args: argparse.Namespace) -> int:
+    from personalab.stability import DEFAULT_OUT_DIR, repetition_seeds, rerun
+
+    rerun(args.out or DEFAULT_OUT_DIR, seeds=repetition_seeds(args.repetitions, args.seeds),
+          temperature=args.temperature, only=args.only)
+    return 0
+
+
 def _cmd_cache(args: argparse.Namespace) -> int:
     from personalab.harness.cache import GenerationCache, default_cache_path, repair
 
@@ -99,6 +107,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from personalab.judges.probe_pool import PROBE_MODELS, probe_conditions, write_probe_pool
+
+    keys = probe_conditions(args.languages, include_other=not args.languages_only)
+    path = write_probe_pool(args.models or list(PROBE_MODELS), keys)
+    print(f"Wrote the probe pool ({len(keys)} conditions) to {path}; label the new rows by the guide.")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from personalab.judges.embedding import train
 
@@ -113,8 +130,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     headline = write_report(n_boot=args.n_boot)
     for name, row in headline.items():
-        print(f"{name:10s} held-out refusal-vs-not kappa {row['kappa']:.2f} "
-              f"(95% CI {row['kappa_lo']:.2f} to {row['kappa_hi']:.2f}), accuracy {row['accuracy']:.0%}, n = {row['n']}")
+        print(f"{name:12s} worst held-out group {row['worst_grouping']}={row['worst_group']}: refusal-vs-not kappa "
+              f"{row['kappa']:.2f} (95% CI {row['kappa_lo']:.2f} to {row['kappa_hi']:.2f}), n = {row['n']}; "
+              f"{row['groups_at_target']} of {row['n_groups']} groups at kappa >= 0.8")
     return 0
 
 
@@ -124,6 +142,13 @@ def add_judges_commands(subparsers: Any) -> None:
     sub = judges.add_subparsers(dest="judges_command", required=True)
     sub.add_parser("sample", help="generate experiments/labels/pool.csv from both embedded models"
                    ).set_defaults(func=_cmd_sample)
+    probe = sub.add_parser("probe", help="add replies under conditions no judge was trained on to "
+                           "experiments/labels/probe_pool.csv (for out-of-distribution validation)")
+    probe.add_argument("--models", nargs="+", help="model ids (default: every probe model)")
+    probe.add_argument("--languages", nargs="*", default=["fr", "es", "de", "it", "pt"],
+                       help="languages of the lang_xx probes (none: no language probes)")
+    probe.add_argument("--languages-only", action="store_true", help="only the language probes")
+    probe.set_defaults(func=_cmd_probe)
     sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
                    ).set_defaults(func=_cmd_train)
     validate = sub.add_parser("validate", help="compare every judge with the hand labels; write tables and figures")
@@ -160,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--config", default=None, help="path of the run configuration")
     figures.add_argument("--only", action="append", default=None, help="run only these experiments (repeatable)")
     figures.set_defaults(func=_cmd_figures)
+
+    stability = sub.add_parser("stability", help="re-run the main job from an empty generation cache (per seed) and "
+                               "record whether each claim-table verdict held")
+    stability.add_argument("--repetitions", type=int, default=None,
+                           help="re-runs, each from an empty cache with the configured seeds (default 1)")
+    stability.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                           help="one re-run per seed, passed to every notebook as its seed parameter")
+    stability.add_argument("--temperature", type=float, default=None,
+                           help="sampling temperature, in [0, 2], for the notebooks that declare one")
+    stability.add_argument("--only", nargs="+", default=None, metavar="EXP", help="re-run only these experiments")
+    stability.add_argument("--out", default=None,
+                           help="folder for the repetitions' caches and results (default <repo>/.personalab/stability)")
+    stability.set_defaults(func=_cmd_stability)
 
     cache = sub.add_parser("cache", help="show what the generation cache holds")
     cache.add_argument("--repair", action="store_true",

@@ -5,21 +5,30 @@ A run writes into its final folders (``experiments/results/<experiment>/<model>/
 ``PERSONALAB_STAGE_DIR``: files then go to a staging folder and are moved into place only after the whole
 notebook succeeded, so a failed run leaves the previous results and figures untouched. Each single file is
 also written under a temporary name and renamed, so no reader ever sees half a file.
+
+``PERSONALAB_OUTPUT_ROOT`` moves the published outputs (results, executed notebooks, figures) of every run, and
+the results every reader reads, to another folder laid out like the repository; ``personalab stability`` uses it
+so that re-runs never touch the committed results. Sources and labels are always read from the repository.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 from personalab.paths import REPO_ROOT
 
 STAGE_ENV = "PERSONALAB_STAGE_DIR"
+OUTPUT_ROOT_ENV = "PERSONALAB_OUTPUT_ROOT"
+
+#: The repository folders that runs publish into (and that :data:`OUTPUT_ROOT_ENV` moves).
+OUTPUT_DIRS: tuple[Path, ...] = (Path("experiments") / "results", Path("experiments") / "executed", Path("figures"))
 
 
 def results_dir_for(experiment: str, model_id: str) -> Path:
@@ -30,6 +39,38 @@ def results_dir_for(experiment: str, model_id: str) -> Path:
 def figures_dir_for(experiment: str, model_id: str) -> Path:
     """The figures folder of one experiment and model, relative to the repository."""
     return Path("figures") / experiment / model_id
+
+
+def output_root() -> Path:
+    """The folder runs publish into and results are read from: ``PERSONALAB_OUTPUT_ROOT``, else the repository."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV) or REPO_ROOT)
+
+
+def published(relative: Path | str) -> Path:
+    """Where a repository-relative path lives once published: under :func:`output_root` for run outputs
+    (:data:`OUTPUT_DIRS`), in the repository for everything else (sources, labels); absolute paths unchanged."""
+    relative = Path(relative)
+    if relative.is_absolute():
+        return relative
+    is_output = any(relative.is_relative_to(folder) for folder in OUTPUT_DIRS)
+    return (output_root() if is_output else REPO_ROOT) / relative
+
+
+@contextlib.contextmanager
+def output_root_at(root: Path | str | None) -> Iterator[None]:
+    """Within the block, publish runs into and read results from ``root`` (None: leave the output root as it is)."""
+    if root is None:
+        yield
+        return
+    previous = os.environ.get(OUTPUT_ROOT_ENV)
+    os.environ[OUTPUT_ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(OUTPUT_ROOT_ENV, None)
+        else:
+            os.environ[OUTPUT_ROOT_ENV] = previous
 
 
 def resolve(relative: Path | str) -> Path:
@@ -68,16 +109,16 @@ def write_json(data: Any, relative: Path | str) -> Path:
 
 
 def read_table(relative: Path | str) -> pd.DataFrame:
-    """Read a committed results table (always from the repository, never from staging)."""
-    path = REPO_ROOT / relative
+    """Read a committed results table (from :func:`published`, never from staging)."""
+    path = published(relative)
     if not path.exists():
         raise FileNotFoundError(f"No results at {path}: run the experiment that writes it (see the README).")
     return pd.read_csv(path)
 
 
 def read_json(relative: Path | str) -> Any:
-    """Read a committed results JSON file."""
-    path = REPO_ROOT / relative
+    """Read a committed results JSON file (from :func:`published`)."""
+    path = published(relative)
     if not path.exists():
         raise FileNotFoundError(f"No results at {path}: run the experiment that writes it (see the README).")
     return json.loads(path.read_text())

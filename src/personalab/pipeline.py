@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from personalab.outputs import STAGE_ENV, figures_dir_for, results_dir_for
+from personalab.outputs import STAGE_ENV, figures_dir_for, output_root, published, results_dir_for
 from personalab.paths import REPO_ROOT, repo_path
 from personalab.harness.cache import GenerationCache
 from personalab.harness.registry import get_model, load_registry
@@ -51,9 +51,10 @@ def executed_path(name: str, model_id: str) -> Path:
     return EXECUTED_DIR / name / f"{model_id}.ipynb"
 
 
-def _publish(stage: Path, relative: Path) -> None:
-    """Replace ``relative`` (a file or folder) in the repository with its staged version, if one was written."""
-    staged, final = stage / relative, REPO_ROOT / relative
+def _publish(stage: Path, relative: Path, final: Path | None = None) -> None:
+    """Replace ``final`` (a file or folder; default ``relative`` in the repository) with the staged version of
+    ``relative``, if one was written."""
+    staged, final = stage / relative, final or REPO_ROOT / relative
     if not staged.exists():
         return
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,7 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
     _check_params(source, params)
     GenerationCache().close()  # a damaged cache file is reported now, not from inside a notebook cell
     outputs = [executed_path(name, spec.id), results_dir_for(name, spec.id), figures_dir_for(name, spec.id)]
-    work_root = repo_path(".personalab", "staging")
+    work_root = output_root() / ".personalab" / "staging"  # beside the final folders: publishing is a rename
     work_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f"{name}-{spec.id}-", dir=work_root))
     started = time.time()
@@ -225,11 +226,11 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
                             raise
         _title_with_model(stage / outputs[0], spec.id)
         for relative in outputs:
-            _publish(stage, relative)
+            _publish(stage, relative, published(relative))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     print(f"== {name} on {spec.id}: done in {time.time() - started:.0f} s ==", flush=True)
-    return REPO_ROOT / outputs[0]
+    return published(outputs[0])
 
 
 def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
@@ -251,15 +252,20 @@ def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
     return runs
 
 
+def runs_by_model(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Configured runs grouped by model, models in order of first appearance: model -> [(experiment, params)]."""
+    default = load_registry().default
+    by_model: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for run in runs:
+        for model in run.get("models") or [default]:
+            by_model.setdefault(model, []).append((run["experiment"], dict(run.get("params") or {})))
+    return by_model
+
+
 def run_all(config_path: Path | str | None = None, only: Sequence[str] | None = None) -> None:
     """Run every configured experiment, serving each model once for all of its experiments."""
     runs = [r for r in load_config(config_path) if not only or r["experiment"] in only]
-    registry = load_registry()
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        for model in run.get("models") or [registry.default]:
-            by_model.setdefault(model, []).append(run)
-    for model, model_runs in by_model.items():
+    for model, model_runs in runs_by_model(runs).items():
         with LazyServer(model) as server:
-            for run in model_runs:
-                run_experiment(run["experiment"], model, params=run.get("params") or {}, server=server)
+            for name, params in model_runs:
+                run_experiment(name, model, params=params, server=server)

@@ -1,8 +1,8 @@
 """The package's import graph follows the pipeline: no module imports from a layer below it in the pipeline.
 
 Layers, first to last: the shared foundations (``paths``, ``stats``, ``outputs``), ``prompts``, ``harness``, ``attacks``,
-``judges``, ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline`` and ``cli``. Every import counts,
-including the lazy ones inside functions.
+``judges``, ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline``, ``stability`` and ``cli``.
+Every import counts, including the lazy ones inside functions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "personalab"
 
 LAYERS: dict[str, int] = {
     "paths": 0, "stats": 0, "outputs": 0, "prompts": 1, "harness": 2, "attacks": 3, "judges": 4, "experiments": 5, "book": 6,
-    "parameters": 7, "experiment": 7, "pipeline": 7, "cli": 7,
+    "parameters": 7, "experiment": 7, "pipeline": 7, "stability": 7, "cli": 7,
 }
 
 

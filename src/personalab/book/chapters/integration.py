@@ -5,19 +5,21 @@ Every row reads committed results only. The per-model rule maps an interval to "
 test per attack family, uses :func:`crack_families` / :func:`crack_side`: a family counts as lowering refusal
 only when its raw slippage is significant after Holm's correction across the families AND its harm-specific
 contrast (target minus benign-twin slippage) lies wholly above zero; the weaker rules are reported beside it.
-:func:`claim_table` builds the table and every string the chapter glues.
+:func:`claim_table` builds the table and every string the chapter glues; its ``stable`` column reads what
+``personalab stability`` measured (:data:`STABILITY_DIR`), see :func:`stable_text`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from personalab.book import provenance
 from personalab.book.chapters import detection, erosion, handicap
-from personalab.outputs import read_table, results_dir_for
+from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
 ALPHA = 0.05
 """Family-wise error rate of the "cracks" row: a family's Holm-adjusted p must fall below it."""
@@ -30,6 +32,15 @@ JUDGED_EXPERIMENTS: tuple[str, ...] = ("slippage", "depth", "erosion", "persona_
 
 SINGLE_EXPERIMENTS: tuple[str, ...] = ("detection", "wisdom_handicap")
 """Experiments run on the default model only."""
+
+ROW_EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "cracks": ("slippage",), "modes": ("slippage",), "depth": ("depth", "prefill_sure"), "erosion": ("erosion",),
+    "manyshot": ("erosion",), "psm": ("persona_selection",), "detect": ("detection",),
+    "handicap": ("wisdom_handicap",)}
+"""The experiments whose results each measured row (by key) reads; the untested rows read none."""
+
+STABILITY_DIR = Path("experiments") / "results" / "stability"
+"""Where ``personalab stability`` writes ``verdicts.csv`` (one row per re-derived claim) and its provenance."""
 
 
 def tab(exp: str, model: str, table: str) -> pd.DataFrame:
@@ -134,6 +145,7 @@ class ClaimTable:
     single: str
     judge_note: str
     rows: list[dict[str, str]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     glue: dict[str, str] = field(default_factory=dict)
 
     def name(self, model: str) -> str:
@@ -145,6 +157,7 @@ class ClaimTable:
         """Append one claim row: its per-model sides, verdict, the n each interval rests on, and confidence."""
         v = verdict(list(sides.values()))
         self.glue[f"int_v_{key}"] = v
+        self.keys.append(key)
         per_model = "; ".join(f"{self.name(m)}: {s}" for m, s in sides.items())
         self.rows.append({"claim": claim, "chapter": chapter, "our evidence": " | ".join(evidence),
                           "rule (per model: for / against / neither)": f"{rule} [{per_model}]", "verdict": v,
@@ -154,6 +167,7 @@ class ClaimTable:
     def untested(self, key: str, claim: str, why: str) -> None:
         """Append a claim the book's instruments cannot test."""
         self.glue[f"int_v_{key}"] = "untested here"
+        self.keys.append(key)
         self.rows.append({"claim": claim, "chapter": "this chapter", "our evidence": why,
                           "rule (per model: for / against / neither)": "no measurement", "verdict": "untested here",
                           "n": "none", "confidence": "none"})
@@ -355,27 +369,72 @@ def _handicap(t: ClaimTable) -> None:
     t.glue["int_wh_verdict"] = wh["verdict_handicap"]
 
 
-def claim_table(models: list[str], single: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The claim table (one row per claim, with verdict, n and confidence) and every string the chapter glues."""
-    t = ClaimTable(list(models), single, judge_note="")
-    _judges(t)
-    for m in t.models:
-        t.glue[f"int_name_{m[:4]}"] = t.name(m)
-    for build in (_cracks, _modes, _depth, _erosion, _psm, _detect, _handicap):
-        build(t)
-    t.untested("inside", "The mask is a structure inside the network (a refusal direction, an Assistant axis)",
-               "none: every experiment reads replies and output probabilities, never activations")
-    t.untested("scale", "The same cracks appear in frontier-scale chat models",
-               "none: the largest model run here is " + t.name(t.models[0]))
-    claims = pd.DataFrame(t.rows)
+def stable_text(measured: dict | None, current: str) -> str:
+    """The ``stable`` cell of a row: how its verdict fared in the recorded re-runs (``measured``: its row of
+    ``verdicts.csv``, None when that file has no such row), against the row's ``current`` verdict."""
+    if measured is None:
+        return "not measured"
+    if measured["committed"] != current:
+        return f"not measured for this verdict (the re-runs checked an earlier one, {measured['committed']})"
+    k, j = int(measured["n_repetitions"]), int(measured["n_changed"])
+    return f"held in {k} of {k} re-run{'s' if k > 1 else ''}" if j == 0 else f"changed in {j} of {k}"
+
+
+def read_stability() -> tuple[pd.DataFrame | None, dict | None]:
+    """The recorded re-run verdicts (indexed by claim key) and their provenance, or (None, None) when none exist."""
+    path = STABILITY_DIR / "verdicts.csv"
+    if not published(path).exists():
+        return None, None
+    return read_table(path).set_index("key"), read_json(STABILITY_DIR / "provenance.json")
+
+
+def stability_phrase(stable: Sequence[str], prov: dict | None) -> str:
+    """The chapter's sentence on the last recorded re-run, from the ``stable`` column and the run's provenance."""
+    if prov is None:
+        return "No re-run has been recorded yet, so every row reads \"not measured\"."
+    held = sum(s.startswith("held") for s in stable)
+    changed = sum(s.startswith("changed") for s in stable)
+    seeds = [s for s in prov["seeds"] if s is not None]
+    how = [f"{prov['n_repetitions']} re-run{'s' if prov['n_repetitions'] > 1 else ''} from an empty generation cache"]
+    if seeds:
+        how.append("seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds)))
+    if prov["temperature"] is not None:
+        how.append(f"temperature {prov['temperature']:g} where a notebook samples")
+    return (f"The last one ({prov['date'][:10]}; {', '.join(how)}) re-derived {held + changed} of the "
+            f"{len(ROW_EXPERIMENTS)} measured rows for their current verdicts: {held} held in every re-run and "
+            f"{changed} changed at least once.")
+
+
+def claim_table(models: list[str], single: str,
+                root: Path | str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The claim table (one row per claim, indexed by its key, with verdict, n, confidence and stability) and every
+    string the chapter glues; ``root`` is a folder laid out like the repository to read results from (default:
+    the committed results)."""
+    with output_root_at(root):
+        t = ClaimTable(list(models), single, judge_note="")
+        _judges(t)
+        for m in t.models:
+            t.glue[f"int_name_{m[:4]}"] = t.name(m)
+        for build in (_cracks, _modes, _depth, _erosion, _psm, _detect, _handicap):
+            build(t)
+        t.untested("inside", "The mask is a structure inside the network (a refusal direction, an Assistant axis)",
+                   "none: every experiment reads replies and output probabilities, never activations")
+        t.untested("scale", "The same cracks appear in frontier-scale chat models",
+                   "none: the largest model run here is " + t.name(t.models[0]))
+        t.glue["int_models"] = " and ".join(t.name(m) for m in t.models)
+        t.glue["int_single"] = t.name(single)
+        measured, prov = read_stability()
+    claims = pd.DataFrame(t.rows, index=pd.Index(t.keys, name="key"))
+    claims["stable"] = [stable_text(None if measured is None or key not in measured.index else
+                                    measured.loc[key].to_dict(), v) for key, v in claims["verdict"].items()]
     counts = claims["verdict"].value_counts()
     for v in ("supported", "mixed", "not supported", "untested here"):
         t.glue[f"int_n_{v.replace(' ', '_')}"] = str(int(counts.get(v, 0)))
     t.glue["int_n_claims"] = str(len(claims))
-    t.glue["int_models"] = " and ".join(t.name(m) for m in t.models)
-    t.glue["int_single"] = t.name(single)
+    t.glue["int_stable"] = stability_phrase(list(claims["stable"]), prov)
     return claims, t.glue
 
 
-__all__ = ["ALPHA", "MIN_N", "RULES", "ClaimTable", "claim_table", "confidence", "control_phrase", "crack_families",
-           "crack_side", "pts", "short_name", "side", "tab", "verdict"]
+__all__ = ["ALPHA", "MIN_N", "ROW_EXPERIMENTS", "RULES", "STABILITY_DIR", "ClaimTable", "claim_table", "confidence",
+           "control_phrase", "crack_families", "crack_side", "pts", "read_stability", "short_name", "side",
+           "stability_phrase", "stable_text", "tab", "verdict"]

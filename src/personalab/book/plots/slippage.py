@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from personalab.attacks import FAMILIES
-from personalab.outputs import read_table, results_dir_for
+from personalab.outputs import published, read_table, results_dir_for
 from personalab.experiments.slippage import EXPERIMENT
 from personalab.harness.registry import load_registry
-from personalab.paths import REPO_ROOT
 
 
 def collect_family_rates(model_id: str, current: pd.DataFrame, experiment: str = EXPERIMENT,
@@ -28,7 +27,7 @@ def collect_family_rates(model_id: str, current: pd.DataFrame, experiment: str =
         path = results_dir_for(experiment, other) / f"{table}.csv"
         if other == model_id:
             out[other] = current
-        elif (REPO_ROOT / path).exists():
+        elif published(path).exists():
             out[other] = read_table(path)
     return out
 

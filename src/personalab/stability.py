@@ -1,0 +1,262 @@
+"""Whether the claim table's verdicts survive a re-run (``personalab stability``).
+
+Greedy decoding under continuous batching is not bit-for-bit repeatable, so a fresh run can change a few replies
+and, where a deciding bound sits near zero, a verdict. :func:`rerun` repeats the configured runs of the main job
+once per repetition, each from an empty generation cache and optionally under its own ``seed`` (and a sampling
+``temperature``, passed only to the notebooks that declare one), computes the claim table from each repetition's
+results and writes, for every row whose experiments were re-run, whether its verdict came out as committed
+(``experiments/results/stability/verdicts.csv`` and its ``provenance.json``).
+
+A repetition lives in ``<out_dir>/rep_<i>/``, a folder laid out like the repository: its own generation cache
+(``.personalab/``) and the results, executed notebooks and figures its runs publish (through
+``PERSONALAB_OUTPUT_ROOT``), beside copies of the committed results it does not re-run. Committed results are
+never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import pandas as pd
+
+from personalab.book.chapters.integration import (JUDGED_EXPERIMENTS, ROW_EXPERIMENTS, SINGLE_EXPERIMENTS,
+                                                  STABILITY_DIR, claim_table)
+from personalab.harness.registry import load_registry
+from personalab.harness.server import vllm_distribution
+from personalab.outputs import output_root_at, results_dir_for, write_json, write_table
+from personalab.parameters import Parameter, check_values
+from personalab.paths import REPO_ROOT, repo_path
+from personalab.pipeline import (LazyServer, declared_parameters, experiment_names, load_config, notebook_source,
+                                 run_experiment, runs_by_model)
+
+DEFAULT_OUT_DIR = repo_path(".personalab", "stability")
+"""Where the repetitions' folders go unless told otherwise (ignored by git)."""
+
+RESULTS = Path("experiments") / "results"
+
+Plan = dict[str, list[tuple[str, dict[str, Any]]]]
+"""One repetition's runs: model -> [(experiment, params)], served model by model like the main job."""
+
+
+def repetition_seeds(repetitions: int | None, seeds: Sequence[int] | None) -> tuple[int | None, ...]:
+    """One seed per repetition: the given ``seeds``, else ``repetitions`` (default 1) times None (the configured
+    seed)."""
+    if seeds:
+        if repetitions is not None and repetitions != len(seeds):
+            raise ValueError(f"stability: --repetitions {repetitions} does not match the {len(seeds)} seed(s) given; "
+                             "give one seed per repetition, or only one of the two.")
+        return tuple(seeds)
+    n = 1 if repetitions is None else repetitions
+    if n < 1:
+        raise ValueError(f"stability: the number of repetitions must be at least 1, got {n}.")
+    return (None,) * n
+
+
+def check_inputs(seeds: Sequence[Any], temperature: Any, only: Sequence[str] | None,
+                 configured: Sequence[str]) -> None:
+    """Refuse, in one sentence, seeds that are not whole numbers >= 0, a temperature outside [0, 2], and
+    ``only`` names that are not experiments or not in the run configuration."""
+    if not seeds:
+        raise ValueError("stability: at least one repetition (one seed) is needed.")
+    for seed in seeds:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"stability: seeds must be whole numbers >= 0, got {seed!r}.")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not math.isfinite(temperature) or not 0 <= temperature <= 2):
+        raise ValueError(f"stability: the temperature must be a number from 0 to 2, got {temperature!r}.")
+    for name in only or ():
+        if name not in experiment_names():
+            raise ValueError(f"stability: unknown experiment {name!r} in --only; available: "
+                             f"{', '.join(experiment_names())}.")
+        if name not in configured:
+            raise ValueError(f"stability: {name} is not in the run configuration; configured: "
+                             f"{', '.join(dict.fromkeys(configured))}.")
+
+
+def plan(runs: Sequence[Mapping[str, Any]], seed: int | None, temperature: float | None,
+         declared: Mapping[str, Mapping[str, Parameter]]) -> Plan:
+    """The runs of one repetition, with ``seed`` and ``temperature`` set where the notebook declares them."""
+    out: Plan = {}
+    for model, items in runs_by_model(runs).items():
+        for name, params in items:
+            if seed is not None and "seed" in declared[name]:
+                params["seed"] = seed
+            if temperature is not None and "temperature" in declared[name]:
+                params["temperature"] = temperature
+            out.setdefault(model, []).append((name, params))
+    return out
+
+
+def claim_models() -> tuple[list[str], str]:
+    """The models of the main job's claim table: those the judged experiments run on (the registry's default
+    first), and the one the single-model experiments run on."""
+    by_model = runs_by_model(load_config())
+    default = load_registry().default
+    judged = [m for m, items in by_model.items() if any(name in JUDGED_EXPERIMENTS for name, _ in items)]
+    single = next((m for m, items in by_model.items() if any(name in SINGLE_EXPERIMENTS for name, _ in items)),
+                  default)
+    return sorted(judged, key=lambda m: m != default), single
+
+
+def rerun_pairs(key: str, pairs: set[tuple[str, str]], models: Sequence[str], single: str) -> list[tuple[str, str]]:
+    """The re-run (experiment, model) pairs whose results claim row ``key`` reads."""
+    return sorted((name, m) for name, m in pairs if name in ROW_EXPERIMENTS[key]
+                  and m in ([single] if name in SINGLE_EXPERIMENTS else models))
+
+
+def varied_text(row_pairs: Sequence[tuple[str, str]], seeds: Sequence[int | None], temperature: float | None,
+                declared: Mapping[str, Mapping[str, Parameter]]) -> str:
+    """What a row's re-runs changed: the empty cache, the seeds, the temperature, and which runs were repeated."""
+    names = sorted({name for name, _ in row_pairs})
+    parts = ["empty generation cache"]
+    if any(s is not None for s in seeds) and any("seed" in declared[n] for n in names):
+        parts.append(("seed " if len(seeds) == 1 else "seeds ")
+                     + ", ".join("configured" if s is None else str(s) for s in seeds))
+    hot = [n for n in names if "temperature" in declared[n]]
+    if temperature is not None and hot:
+        parts.append(f"temperature {temperature:g} ({', '.join(hot)})")
+    parts.append("re-ran " + "; ".join(f"{n} on {', '.join(m for e, m in row_pairs if e == n)}" for n in names))
+    return "; ".join(parts)
+
+
+def compare(committed: pd.Series, repetitions: Mapping[str, pd.Series], varied: Mapping[str, str]) -> pd.DataFrame:
+    """One row per claim key of ``varied``: its committed verdict, each repetition's, whether all equal it, how
+    many differ, the number of repetitions and what was varied."""
+    rows = []
+    for key in [k for k in committed.index if k in varied]:
+        got = {name: verdicts[key] for name, verdicts in repetitions.items()}
+        n_changed = sum(v != committed[key] for v in got.values())
+        rows.append({"key": key, "committed": committed[key], **got, "held": n_changed == 0, "n_changed": n_changed,
+                     "n_repetitions": len(got), "varied": varied[key]})
+    return pd.DataFrame(rows)
+
+
+def seed_results(source: Path, dest: Path, skip: set[tuple[str, str]]) -> None:
+    """Copy the results under ``source`` to ``dest`` except the (experiment, model) folders in ``skip`` and the
+    stability records, so a repetition reads its own runs and the committed rest."""
+    for folder in sorted(p for p in (source / RESULTS).iterdir() if p.is_dir() and p.name != STABILITY_DIR.name):
+        for item in folder.iterdir():
+            if (folder.name, item.name) in skip:
+                continue
+            target = dest / RESULTS / folder.name / item.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if item.is_dir():
+                shutil.copytree(item, target)
+            else:
+                shutil.copy2(item, target)
+
+
+@contextlib.contextmanager
+def data_dir_at(path: Path) -> Iterator[None]:
+    """Within the block, keep the generation cache, server state and logs in ``path`` (``PERSONALAB_DATA``)."""
+    previous = os.environ.get("PERSONALAB_DATA")
+    os.environ["PERSONALAB_DATA"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PERSONALAB_DATA", None)
+        else:
+            os.environ["PERSONALAB_DATA"] = previous
+
+
+def _run_plan(runs: Plan, rep: int, n_reps: int) -> None:
+    """Run one repetition's runs, serving each model once for all of its experiments."""
+    total, done = sum(len(items) for items in runs.values()), 0
+    for model, items in runs.items():
+        with LazyServer(model) as server:
+            for name, params in items:
+                done += 1
+                print(f"-- stability: repetition {rep} of {n_reps}, run {done} of {total}: {name} on {model}",
+                      flush=True)
+                run_experiment(name, model, params=params, server=server)
+
+
+def _servers(rep_dir: Path, pairs: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The distinct servers (vLLM version, device) that answered a repetition's runs, from their provenance."""
+    seen: list[dict[str, Any]] = []
+    for name, model in sorted(pairs):
+        record = json.loads((rep_dir / results_dir_for(name, model) / "provenance.json").read_text())
+        for server in record.get("server", []):
+            if server not in seen:
+                seen.append(server)
+    return seen
+
+
+def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequence[str] | None,
+           config: Path | str | None) -> tuple[list[Plan], dict[str, dict[str, Parameter]]]:
+    """Every repetition's runs, checked against the notebooks' declared parameters (also returned)."""
+    runs = load_config(config)
+    check_inputs(seeds, temperature, only, [r["experiment"] for r in runs])
+    runs = [r for r in runs if not only or r["experiment"] in only]
+    declared = {r["experiment"]: declared_parameters(notebook_source(r["experiment"])) for r in runs}
+    if temperature is not None and not any("temperature" in d for d in declared.values()):
+        raise ValueError(f"stability: none of {', '.join(declared)} declares a temperature parameter, so "
+                         "--temperature would change nothing.")
+    plans = [plan(runs, seed, temperature, declared) for seed in seeds]
+    for runs_of_rep in plans:
+        for model, items in runs_of_rep.items():
+            for name, params in items:
+                check_values(name, declared[name], {"model_id": model, **params})
+    return plans, declared
+
+
+def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] = (None,),
+          temperature: float | None = None, only: Sequence[str] | None = None, config: Path | str | None = None,
+          verdicts_dir: Path | str = STABILITY_DIR) -> pd.DataFrame:
+    """Re-run the configured runs (``config``, default ``experiments/config.yaml``; ``only`` some experiments) once
+    per seed from an empty generation cache, and write per claim row whether its verdict held.
+
+    A seed of None keeps each notebook's configured seed. The claim table is the main job's (models from
+    ``experiments/config.yaml``); rows are compared only where an experiment they read was re-run. Returns the
+    table written to ``verdicts_dir/verdicts.csv``.
+    """
+    seeds = tuple(seeds)
+    plans, declared = _plans(seeds, temperature, only, config)
+    pairs = {(name, model) for model, items in plans[0].items() for name, _ in items}
+    models, single = claim_models()
+    varied = {key: varied_text(row, seeds, temperature, declared) for key in ROW_EXPERIMENTS
+              if (row := rerun_pairs(key, pairs, models, single))}
+    if not varied:
+        raise ValueError(f"stability: no claim-table row reads the runs of {', '.join(sorted(declared))} on "
+                         f"{', '.join(sorted({m for _, m in pairs}))}, so there is nothing to compare.")
+    out_dir = Path(out_dir).resolve()
+    if REPO_ROOT.resolve().is_relative_to(out_dir):
+        raise ValueError(f"stability: {out_dir} holds the repository; give a folder of its own for the re-runs.")
+    committed = claim_table(models, single)[0]["verdict"]
+    verdicts: dict[str, pd.Series] = {}
+    repetitions = []
+    for i, (seed, runs_of_rep) in enumerate(zip(seeds, plans), start=1):
+        rep_dir = out_dir / f"rep_{i}"
+        print(f"== stability: repetition {i} of {len(seeds)} ({'configured seed' if seed is None else f'seed {seed}'}"
+              f", empty generation cache) in {rep_dir} ==", flush=True)
+        shutil.rmtree(rep_dir, ignore_errors=True)
+        seed_results(REPO_ROOT, rep_dir, pairs)
+        with data_dir_at(rep_dir / ".personalab"), output_root_at(rep_dir):
+            _run_plan(runs_of_rep, i, len(seeds))
+        verdicts[rep_dir.name] = claim_table(models, single, root=rep_dir)[0]["verdict"]
+        repetitions.append({"name": rep_dir.name, "seed": seed, "dir": str(rep_dir),
+                            "servers": _servers(rep_dir, pairs),
+                            "runs": [{"experiment": n, "model": m, "params": p}
+                                     for m, items in runs_of_rep.items() for n, p in items]})
+    table = compare(committed, verdicts, varied)
+    verdicts_dir = Path(verdicts_dir)
+    written = write_table(table, verdicts_dir / "verdicts.csv")
+    dist = vllm_distribution()
+    write_json({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "n_repetitions": len(seeds),
+                "seeds": list(seeds), "temperature": temperature,
+                "temperature_experiments": sorted(n for n, d in declared.items() if "temperature" in d)
+                if temperature is not None else [],
+                "config": str(config or Path("experiments") / "config.yaml"), "only": list(only) if only else None,
+                "claim_models": models, "single_model": single, "vllm_installed": " ".join(dist) if dist else None,
+                "repetitions": repetitions}, verdicts_dir / "provenance.json")
+    print(f"== stability: {int(table['held'].sum())} of {len(table)} re-derived verdicts held in every repetition; "
+          f"wrote {written} ==", flush=True)
+    return table
