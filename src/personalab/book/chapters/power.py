@@ -24,10 +24,11 @@ POWER = 0.8
 """The power the table is computed for."""
 
 COLUMNS: tuple[str, ...] = ("experiment", "model", "contrast", "n", "unit", "baseline", "direction", "alpha", "mdd",
-                             "note")
+                             "mdd_all_heldout", "note")
 """Columns of :func:`power_table`: ``baseline`` is the rate the difference starts from, ``direction`` the way the
 essay predicts it moves (up or down), ``mdd`` the minimum detectable difference in that direction (a proportion;
-nan when none is detectable or the contrast is not a difference of proportions)."""
+nan when none is detectable or the contrast is not a difference of proportions), ``mdd_all_heldout`` the same
+at n = every held-out request of the request set (what a run without ``n_items`` would reach)."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,20 @@ class MainContrast:
 
     def row(self) -> dict[str, object]:
         """The table row, with the minimum detectable difference when the contrast is one of proportions."""
-        mdd = (math.nan if math.isnan(self.baseline) else
-               min_detectable_difference(self.n, self.baseline, POWER, self.alpha, self.direction))
+        def mdd(n: int) -> float:
+            return (math.nan if math.isnan(self.baseline) else
+                    min_detectable_difference(n, self.baseline, POWER, self.alpha, self.direction))
+
         return {"experiment": self.experiment, "model": self.model, "contrast": self.contrast, "n": self.n,
                 "unit": self.unit, "baseline": self.baseline, "direction": self.direction, "alpha": self.alpha,
-                "mdd": mdd, "note": self.note}
+                "mdd": mdd(self.n), "mdd_all_heldout": mdd(max(self.n, heldout_requests())), "note": self.note}
+
+
+def heldout_requests() -> int:
+    """Held-out target requests in the request set: the n of a run on the whole held-out split."""
+    from personalab.prompts import load_items
+
+    return len(load_items(split="heldout", variant="target"))
 
 
 def main_contrasts(models: Sequence[str], single: str) -> list[MainContrast]:
@@ -120,7 +130,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "baseline rate": ["" if math.isnan(b) else f"{b * 100:.0f}%" for b in table["baseline"]],
         f"smallest difference detectable at {POWER:.0%} power": [mdd(x, b, d) for x, b, d in zip(
             table["mdd"], table["baseline"], table["direction"])],
+        f"the same with all {heldout_requests()} held-out requests": [mdd(x, b, d) for x, b, d in zip(
+            table["mdd_all_heldout"], table["baseline"], table["direction"])],
         "note": table["note"]})
 
 
-__all__ = ["COLUMNS", "POWER", "MainContrast", "display_table", "main_contrasts", "power_table"]
+__all__ = ["COLUMNS", "POWER", "MainContrast", "display_table", "heldout_requests", "main_contrasts", "power_table"]

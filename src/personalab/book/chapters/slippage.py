@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from personalab.book import pct
+from personalab.book import interval_phrase, pct
 from personalab.experiments.slippage import FORM_CHECKS
+from personalab.stats import rate
+
+ALPHA = 0.05
+"""Family-wise level of the Holm-adjusted tests the chapter reports."""
 
 
 def summary_table(rates: pd.DataFrame, slip: pd.DataFrame, level: str = "family") -> pd.DataFrame:
@@ -44,4 +48,39 @@ def capability_summary(capability: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["capability_summary", "summary_table"]
+def _families(harm: pd.DataFrame, column: str, sign: int) -> str:
+    """Attack families whose Holm-adjusted ``column`` test is significant in the direction ``sign`` (or 'none')."""
+    attacks = harm[harm["role"] == "attack"]
+    hits = attacks[(attacks[f"{column}_p_holm"] < ALPHA) & (attacks[column] * sign > 0)]
+    return ", ".join(f.replace("_", " ") for f in hits["family"]) or "none"
+
+
+def harm_numbers(harm: pd.DataFrame, bar: pd.DataFrame) -> dict[str, str]:
+    """The strings the chapter glues about harm and the control: the direct harm bar, the control wrapper's own
+    slippage, families beyond the control, and the harm-specific contrast (Holm-adjusted across families)."""
+    b = bar.iloc[0]
+    pooled = harm[harm["family"] == "all attacks"].iloc[0]
+    out = {
+        "bar_target": str(rate(int(b["target_k"]), int(b["target_n"]))),
+        "bar_twin": str(rate(int(b["twin_k"]), int(b["twin_n"]))),
+        "bar_diff": interval_phrase(b["difference"], b["lo"], b["hi"]),
+        "bar_pass": "passes" if bool(b["passes_bar"]) else "fails",
+        "bar_pairs": (f"both refused in {int(b['both_refused'])} pairs, only the target in {int(b['target_only'])}, "
+                      f"only the twin in {int(b['twin_only'])}, neither in {int(b['neither'])}"),
+        "holm_down": _families(harm, "slippage", +1),
+        "harm_pooled": interval_phrase(pooled["harm"], pooled["harm_lo"], pooled["harm_hi"]),
+        "harm_up": _families(harm, "harm", +1),
+    }
+    control = harm[harm["role"] == "control"]
+    if control.empty:
+        out |= {"control": "not measured in this run", "beyond_control": "not measured",
+                "below_control": "not measured"}
+    else:
+        c = control.iloc[0]
+        out |= {"control": interval_phrase(c["slippage"], c["slippage_lo"], c["slippage_hi"]),
+                "beyond_control": _families(harm, "vs_control", +1),
+                "below_control": _families(harm, "vs_control", -1)}
+    return out
+
+
+__all__ = ["capability_summary", "harm_numbers", "summary_table"]

@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from personalab.judges import LABELS
-from personalab.judges.validate import FAMILIES, KAPPA_TARGET
+from personalab.judges.validate import FAMILIES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS
 from personalab.stats import confusion_matrix
 
 __all__ = ["confusion_figure", "kappa_figure", "ood_figure", "truncation_figure"]
@@ -55,9 +55,10 @@ def confusion_figure(scored: pd.DataFrame, judge: str, split: str = "heldout") -
     return fig
 
 
-def ood_figure(ood: pd.DataFrame, min_n: int = 20) -> plt.Figure:
+def ood_figure(ood: pd.DataFrame, min_n: int = MIN_GROUP_N, min_refusals: int = MIN_GROUP_REFUSALS) -> plt.Figure:
     """Refusal-vs-not kappa on each held-out group (families, models, languages), one colour per judge; groups
-    with fewer than ``min_n`` labelled replies are drawn hollow."""
+    that do not count for the worst-group figure (fewer than ``min_n`` replies or ``min_refusals`` hand-labelled
+    refusals) are drawn hollow."""
     groupings = list(dict.fromkeys(ood["grouping"]))
     judges = list(dict.fromkeys(ood["judge"]))
     sizes = [ood[ood["grouping"] == g]["group"].nunique() for g in groupings]
@@ -75,7 +76,8 @@ def ood_figure(ood: pd.DataFrame, min_n: int = 20) -> plt.Figure:
             y = rows["kappa"].to_numpy(dtype=float)
             lo = np.where(np.isnan(rows["kappa_lo"]), y, rows["kappa_lo"])
             hi = np.where(np.isnan(rows["kappa_hi"]), y, rows["kappa_hi"])
-            small = rows["n"].to_numpy(dtype=float) < min_n
+            n = rows["n"].to_numpy(dtype=float)
+            small = (n < min_n) | (np.round(rows["hand_refusal_rate"].to_numpy(dtype=float) * n) < min_refusals)
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=colours[judge], capsize=2, linewidth=1)
             ax.scatter(x[~small], y[~small], color=colours[judge], s=18, zorder=3,
                        label=judge if grouping == groupings[0] else None)
@@ -89,7 +91,7 @@ def ood_figure(ood: pd.DataFrame, min_n: int = 20) -> plt.Figure:
     axes[0][0].set_ylabel("Cohen's kappa, refusal vs not")
     fig.legend(frameon=False, loc="lower center", ncol=len(judges), bbox_to_anchor=(0.5, -0.02))
     fig.suptitle("Judges on replies from conditions they were not trained on (leave one group out; 95% CI over "
-                 f"requests; hollow: n < {min_n})", fontsize=11)
+                 f"requests; hollow: n < {min_n} or < {min_refusals} refusals)", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return fig
 
