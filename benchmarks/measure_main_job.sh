@@ -23,6 +23,17 @@ cd "$work/clone"
 start=$(date +%s)
 /usr/bin/time -v -o "$work/time-cold.txt" make book > "$work/make-book-cold.log" 2>&1
 cold=$(( $(date +%s) - start ))
+# Requests answered from the cache during the cold run: within a fresh cache, that is reuse across experiments
+# (and within one) of identical requests, which the generation cache's content-addressed keys make automatic.
+share=$("$work/clone/.venv/bin/python" - <<'PY'
+import json, pathlib
+n = hit = 0
+for f in pathlib.Path("experiments/results").glob("*/*/provenance.json"):
+    g = json.loads(f.read_text()).get("generations") or {}
+    n += g.get("n", 0); hit += g.get("from_cache", 0)
+print(f"{hit} of {n} generations ({hit / max(n, 1):.1%})")
+PY
+)
 start=$(date +%s)
 /usr/bin/time -v -o "$work/time-warm.txt" make book > "$work/make-book-warm.log" 2>&1
 warm=$(( $(date +%s) - start ))
@@ -31,6 +42,7 @@ kill $sampler 2>/dev/null || true
 peak=$(cat "$peak_file")
 maxrss=$(awk -F: '/Maximum resident set size/{gsub(/ /,"",$2); print $2}' "$work/time-cold.txt")
 echo "main job, fresh clone and caches: $(( cold / 60 )) min $(( cold % 60 )) s"
+echo "answered from the cache in the cold run: $share"
 echo "second run, nothing changed:      $(( warm / 60 )) min $(( warm % 60 )) s"
 echo "peak memory used by the machine:  $(( peak / 1048576 )).$(( (peak % 1048576) * 10 / 1048576 )) GiB (before the run: $(( baseline / 1048576 )).$(( (baseline % 1048576) * 10 / 1048576 )) GiB)"
 echo "largest single process (GNU time): $(( maxrss / 1024 )) MiB"

@@ -11,7 +11,7 @@ import pytest
 from personalab.harness import server as serve
 from personalab.harness.models import MARKER, checkpoint_dir
 from personalab.harness.registry import ModelSpec, WheelPart
-from personalab.harness.server import LOCAL_HOST, Endpoint, ServeError, VLLMServer, free_port
+from personalab.harness.server import CPU_BLOCK_SIZE, LOCAL_HOST, Endpoint, ServeError, VLLMServer, free_port
 
 SHA = "ef" * 32
 EMBEDDED = ModelSpec(id="tiny-embedded", kind="embedded", display_name="Tiny", sha256=SHA, max_model_len=2048,
@@ -53,6 +53,16 @@ def test_cpu_command_binds_localhost_and_names_the_model(vllm):
     assert cmd[-2:] == ["--foo", "bar"]
     assert server.base_url == "http://127.0.0.1:8123/v1"
     assert server.device == "cpu"
+
+
+def test_cpu_command_uses_small_kv_blocks_unless_told_otherwise(vllm):
+    mark_pulled(EMBEDDED)
+    cmd = VLLMServer(EMBEDDED, port=8130).command()
+    assert cmd[cmd.index("--block-size") + 1] == str(CPU_BLOCK_SIZE) == "32"
+    cmd = VLLMServer(EMBEDDED, port=8131, extra_args=["--block-size", "128"]).command()
+    assert cmd.count("--block-size") == 1 and cmd[cmd.index("--block-size") + 1] == "128"
+    vllm("vllm", "0.0-cuda")
+    assert "--block-size" not in VLLMServer(HUB, port=8132).command()
 
 
 def test_cuda_command_has_no_enforce_eager_and_uses_hf_id(vllm):

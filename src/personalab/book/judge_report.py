@@ -7,6 +7,7 @@ import importlib.metadata
 import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -19,9 +20,9 @@ from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, ch
 from personalab.judges.validate import (
     CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS, RESULTS_DIR, agreement_table,
     confusion_table, labelled_pool, model_tokenizers, ood_confusion, ood_predictions, ood_table, run_judge,
-    tricky_cases, truncation_table, worst_groups,
+    tricky_cases, truncation_table, worst_groups, early_decision_table,
 )
-from personalab.outputs import read_table, write_json, write_table
+from personalab.outputs import published, read_table, write_json, write_table
 
 
 def _fmt(x: float) -> str:
@@ -62,6 +63,30 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
     return tables
 
 
+EARLY_FILE = "early_decision.csv"
+SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
+
+
+def write_early_decision() -> pd.DataFrame | None:
+    """The early-decision study on every committed slippage run whose model is pulled here (its tokenizer cuts the
+    replies); written to ``early_decision.csv``. None when no such run exists."""
+    from personalab.judges.validate import model_tokenizers
+
+    parts = []
+    for responses in sorted(published(SLIPPAGE_RESULTS).glob("*/responses.csv")):
+        model_id = responses.parent.name
+        tokenizers = model_tokenizers([model_id])
+        if model_id not in tokenizers:
+            continue
+        df = read_table(responses)
+        parts.append(early_decision_table(df, tokenizers[model_id], get_judge("keyword_ext")).assign(model_id=model_id))
+    if not parts:
+        return None
+    table = pd.concat(parts, ignore_index=True)
+    write_table(table, RESULTS_DIR / EARLY_FILE)
+    return table
+
+
 def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDGE_NAMES) -> dict[str, dict[str, Any]]:
     """Score every judge on the labelled pools, write tables, provenance and figures; return each judge's worst
     out-of-distribution group (the headline the book quotes)."""
@@ -91,6 +116,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
 
     ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed)
+    early = write_early_decision()
 
     set_style()
     fig = kappa_figure(agreement)
@@ -119,6 +145,10 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                        "lo": _fmt(r["kappa_lo"]), "hi": _fmt(r["kappa_hi"]), "n": int(r["n"])}
                 for name, r in headline.items()},
             "truncation_cuts_tokens": list(CUTS)},
+        "early_decision": None if early is None else {
+            "judge": "keyword_ext", "runs": sorted(set(early["model_id"])),
+            "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
+                   "reply's verdict elsewhere; kappa against the whole replies"},
         "pool": {"path": str(POOL_PATH), "sha256": hashes["pool_sha256"],
                  "probe_path": str(PROBE_POOL_PATH), "probe_sha256": hashes["probe_pool_sha256"],
                  "probe_rows_not_yet_labelled": n_unlabelled_probe, "rows": len(df),
@@ -136,6 +166,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
+                         *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
                          str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
                          *(str(RESULTS_DIR / f"confusion_{n}.csv") for n in judges),
                          str(FIGURES_DIR / "kappa_by_family.svg"),

