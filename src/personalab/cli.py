@@ -16,19 +16,28 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
     registry = load_registry()
     for spec in registry.models.values():
-        state = ("pulled" if is_pulled(spec) else "not pulled") if spec.kind == "embedded" else spec.kind
+        if spec.kind == "trained":
+            state = "trained" if is_pulled(spec) else "not trained"
+        else:
+            state = ("pulled" if is_pulled(spec) else "not pulled") if spec.kind == "embedded" else spec.kind
         default = " (default)" if spec.id == registry.default else ""
         print(f"{spec.id:32s} {spec.kind:9s} {state:11s} {spec.display_name}{default}")
     return 0
 
 
 def _cmd_models_pull(args: argparse.Namespace) -> int:
-    from personalab.harness.models import pull
+    from personalab.harness.registry import get_model
+    from personalab.train import pull
 
     for model_id in args.ids or [None]:
+        trained = get_model(model_id).kind == "trained"
         result = pull(model_id)
-        verb = "already pulled, nothing to do" if result.already_present else "pulled and converted"
-        print(f"{result.id}: {verb} -> {result.path} (GGUF sha256 {result.sha256})")
+        if trained:
+            verb = "already trained, nothing to do" if result.already_present else "trained and merged"
+            print(f"{result.id}: {verb} -> {result.path} (artefact key {result.sha256})")
+        else:
+            verb = "already pulled, nothing to do" if result.already_present else "pulled and converted"
+            print(f"{result.id}: {verb} -> {result.path} (GGUF sha256 {result.sha256})")
     return 0
 
 

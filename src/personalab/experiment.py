@@ -37,6 +37,16 @@ def _version(dist: str) -> str | None:
     return None
 
 
+def _training_record(spec: Any) -> dict[str, Any]:
+    """For a trained model, how its weights were made (its training marker, minus the per-step losses)."""
+    if spec.kind != "trained":
+        return {}
+    from personalab.harness.models import read_marker
+
+    marker = read_marker(spec) or {}
+    return {"training": {k: v for k, v in marker.items() if k != "losses"}}
+
+
 @dataclass
 class Run:
     """One execution of one experiment on one model: its endpoint, harness, outputs and provenance."""
@@ -192,7 +202,8 @@ class Run:
             REQUEST_SET_VERSION = None
         return {
             "experiment": self.experiment,
-            "model": {"id": spec.id, "name": spec.display_name, "weight_sha256": spec.sha256, "hf_id": spec.hf_id},
+            "model": {"id": spec.id, "name": spec.display_name, "weight_sha256": spec.sha256, "hf_id": spec.hf_id,
+                      "weight_id": spec.weight_id, **_training_record(spec)},
             "server": self.servers,
             "sampling": self.samplings,
             "seed": self.seed,

@@ -156,8 +156,15 @@ class LazyServer:
         self.started = False
 
     def ensure(self) -> None:
-        """Serve the model (or attach to its running server) unless this holder already does."""
+        """Serve the model (or attach to its running server) unless this holder already does.
+
+        A trained model is trained first when its artefact is missing or stale (``personalab.train.pull``).
+        """
         if not self.started:
+            if get_model(self.model_id).kind == "trained":
+                from personalab.train import pull as train
+
+                train(self.model_id)
             self._stack.enter_context(serve(self.model_id, server_out=self._owned))
             self.started = True
 
@@ -253,19 +260,31 @@ def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
 
 
 def runs_by_model(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Configured runs grouped by model, models in order of first appearance: model -> [(experiment, params)]."""
+    """Configured runs grouped by model, models in order of first appearance: model -> [(experiment, params)].
+
+    Runs marked ``after_all: true`` (notebooks that compare other runs' results) are left out: see :func:`run_all`.
+    """
     default = load_registry().default
     by_model: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for run in runs:
+        if run.get("after_all"):
+            continue
         for model in run.get("models") or [default]:
             by_model.setdefault(model, []).append((run["experiment"], dict(run.get("params") or {})))
     return by_model
 
 
 def run_all(config_path: Path | str | None = None, only: Sequence[str] | None = None) -> None:
-    """Run every configured experiment, serving each model once for all of its experiments."""
+    """Run every configured experiment, serving each model once for all of its experiments.
+
+    Runs marked ``after_all`` go last, once every model's runs are published, because they read those results.
+    """
     runs = [r for r in load_config(config_path) if not only or r["experiment"] in only]
     for model, model_runs in runs_by_model(runs).items():
         with LazyServer(model) as server:
             for name, params in model_runs:
                 run_experiment(name, model, params=params, server=server)
+    default = load_registry().default
+    for run in (r for r in runs if r.get("after_all")):
+        for model in run.get("models") or [default]:
+            run_experiment(run["experiment"], model, params=dict(run.get("params") or {}))

@@ -96,10 +96,13 @@ def plan(runs: Sequence[Mapping[str, Any]], seed: int | None, temperature: float
 
 def claim_models() -> tuple[list[str], str]:
     """The models of the main job's claim table: those the judged experiments run on (the registry's default
-    first), and the one the single-model experiments run on."""
+    first), and the one the single-model experiments run on. Trained masks are compared in their own chapter
+    ("Building the mask"), not in the claim table, whose rows need every experiment on every model."""
     by_model = runs_by_model(load_config())
-    default = load_registry().default
-    judged = [m for m, items in by_model.items() if any(name in JUDGED_EXPERIMENTS for name, _ in items)]
+    registry = load_registry()
+    default = registry.default
+    judged = [m for m, items in by_model.items() if any(name in JUDGED_EXPERIMENTS for name, _ in items)
+              and registry.get(m).kind != "trained"]
     single = next((m for m, items in by_model.items() if any(name in SINGLE_EXPERIMENTS for name, _ in items)),
                   default)
     return sorted(judged, key=lambda m: m != default), single

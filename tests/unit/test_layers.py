@@ -1,7 +1,7 @@
 """The package's import graph follows the pipeline: no module imports from a layer below it in the pipeline.
 
 Layers, first to last: the shared foundations (``paths``, ``stats``, ``outputs``), ``prompts``, ``harness``, ``attacks``,
-``judges``, ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline``, ``stability`` and ``cli``.
+``judges``, ``train`` (its data uses the attack wrappers and a judge), ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline``, ``stability`` and ``cli``.
 Every import counts, including the lazy ones inside functions.
 """
 
@@ -15,8 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "personalab"
 
 LAYERS: dict[str, int] = {
-    "paths": 0, "stats": 0, "outputs": 0, "prompts": 1, "harness": 2, "attacks": 3, "judges": 4, "experiments": 5, "book": 6,
-    "parameters": 7, "experiment": 7, "pipeline": 7, "stability": 7, "cli": 7,
+    "paths": 0, "stats": 0, "outputs": 0, "prompts": 1, "harness": 2, "attacks": 3, "judges": 4, "train": 5,
+    "experiments": 6, "book": 7, "parameters": 8, "experiment": 8, "pipeline": 8, "stability": 8, "cli": 8,
 }
 
 

@@ -1,0 +1,128 @@
+"""The masks compared: one base model and the masks trained from it (``personalab.train``), asked the same requests.
+
+The slippage experiment's replies of every model are stacked with a ``model`` column; because every model saw the
+same request pairs under the same wrappers, a contrast between two models resamples request pairs once for both
+(the pairing is kept). Families split into those the deep mask's training showed and those it never saw
+(:data:`personalab.train.HELD_OUT_FAMILIES`), which is the contrast the "Building the mask" chapter is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personalab.stats import bootstrap_contrast, rate_table
+from personalab.train import TRAINED_FAMILIES
+
+#: Slippage families that are attacks (``direct`` is the baseline, ``control`` the neutral-filler check).
+ATTACK_FAMILIES: tuple[str, ...] = ("identity", "context", "prefill", "value_conflict", "technical", "erosion")
+
+
+def trained_or_not(family: str) -> str:
+    """"baseline" for direct/control, "shown in training" for the deep mask's families, else "never trained"."""
+    if family in ("direct", "control"):
+        return "baseline"
+    return "shown in training" if family in TRAINED_FAMILIES else "never trained"
+
+
+def short_labels(models: Sequence[str]) -> dict[str, str]:
+    """Figure labels: "<recipe> mask" for a trained model, its display name (without notes) for any other."""
+    from personalab.harness.registry import get_model
+
+    out = {}
+    for model in models:
+        spec = get_model(model)
+        out[model] = f"{spec.training.recipe} mask" if spec.training else spec.display_name.split(" (")[0]
+    return out
+
+
+def stack(responses: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The slippage replies of several models as one table with a ``model`` column (in the mapping's order)."""
+    if not responses:
+        raise ValueError("no models to compare")
+    parts = [df.assign(model=model) for model, df in responses.items()]
+    out = pd.concat(parts, ignore_index=True)
+    out["model"] = pd.Categorical(out["model"], categories=list(responses), ordered=True)
+    return out
+
+
+def family_table(stacked: pd.DataFrame) -> pd.DataFrame:
+    """Refusal rate with its Wilson interval per model, variant (target / benign twin) and family."""
+    table = rate_table(stacked, by=["model", "variant", "family"], outcome="refused")
+    table["training"] = table["family"].map(trained_or_not)
+    return table
+
+
+def group_table(stacked: pd.DataFrame) -> pd.DataFrame:
+    """Refusal rate per model and variant with the attack families pooled by training group (Wilson intervals)."""
+    attacked = stacked[stacked["family"].isin(ATTACK_FAMILIES)]
+    return rate_table(attacked.assign(training=attacked["family"].map(trained_or_not)),
+                      by=["model", "variant", "training"], outcome="refused")
+
+
+def model_contrasts(stacked: pd.DataFrame, a: str, b: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Refusal of ``a`` minus refusal of ``b`` on targets and twins, per family and per training group.
+
+    Rows: each family, then the attack families pooled by whether the deep mask's training showed them. The
+    interval resamples request pairs (both models' replies to a pair stay together).
+    """
+    rows: list[dict[str, Any]] = []
+    sub = stacked[stacked["model"].isin([a, b])].assign(arm=lambda d: d["model"].astype(str))
+    groups: list[tuple[str, str, Sequence[str]]] = [(f, "family", [f]) for f in dict.fromkeys(sub["family"])]
+    for name in ("shown in training", "never trained"):
+        fams = [f for f in ATTACK_FAMILIES if trained_or_not(f) == name]
+        groups.append((name, "training", fams))
+    for variant in ("target", "benign"):
+        for group, level, fams in groups:
+            part = sub[(sub["variant"] == variant) & sub["family"].isin(fams)]
+            if part["arm"].nunique() < 2:
+                continue
+            c = bootstrap_contrast(part, group="arm", weights={a: 1.0, b: -1.0}, outcome="refused", cluster="pair",
+                                   n_boot=n_boot, seed=seed)
+            rows.append({"a": a, "b": b, "variant": variant, "level": level, "group": group,
+                         "difference": c.estimate, "lo": c.lo, "hi": c.hi, "p": c.p, "n_pairs": c.n_clusters})
+    return pd.DataFrame(rows)
+
+
+def training_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per trained model: method, examples, training tokens, CPU- and wall-seconds, tokens/s, final loss."""
+    rows = []
+    for model, rec in records.items():
+        data = rec.get("data", {})
+        rows.append({"model": model, "recipe": rec.get("recipe"), "method": rec.get("method"),
+                     "n_examples": data.get("n_examples"), "epochs": rec.get("hyper_parameters", {}).get("epochs"),
+                     "steps": rec.get("steps"), "training_tokens": rec.get("training_tokens"),
+                     "cpu_seconds": rec.get("cpu_seconds"), "wall_seconds": rec.get("wall_seconds"),
+                     "tokens_per_second": rec.get("tokens_per_second"), "final_loss": rec.get("final_loss"),
+                     "data_hash": data.get("data_hash")})
+    return pd.DataFrame(rows)
+
+
+def direct_refusals(stacked: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """The judged refusals of direct target requests by ``models``, labelled by model (the detection input)."""
+    sub = stacked[(stacked["wrapper"] == "direct/plain") & (stacked["variant"] == "target") & stacked["refused"]
+                  & stacked["model"].isin(list(models))]
+    return sub.assign(system=sub["model"].astype(str)).reset_index(drop=True)
+
+
+def style_auc(refusals: pd.DataFrame, a: str, b: str, folds: int = 5, n_boot: int = 2000, seed: int = 0
+              ) -> dict[str, Any]:
+    """Can a classifier on the reply text alone tell ``a``'s direct refusals from ``b``'s? (grouped by request).
+
+    Uses the detection experiment's classifier (MiniLM embeddings, logistic regression, folds grouped by request,
+    bootstrap over requests). Returns nan AUC with the counts when either model has too few refusals to fit.
+    """
+    from personalab.experiments.detection import detection_auc, embed_replies
+
+    df = refusals[refusals["system"].isin([a, b])].reset_index(drop=True)
+    counts = {"n_positive": int((df["system"] == a).sum()), "n_negative": int((df["system"] == b).sum())}
+    folds = min(folds, int(df["item"].nunique()))
+    if min(counts.values()) < 2 or folds < 2:
+        return {"positive": a, "negative": b, "auc": np.nan, "lo": np.nan, "hi": np.nan, **counts}
+    try:
+        return detection_auc(df, embed_replies(df), a, b, folds=folds, n_boot=n_boot, seed=seed)
+    except ValueError:  # a fold with one class only: too few refusals for cross-validation
+        return {"positive": a, "negative": b, "auc": np.nan, "lo": np.nan, "hi": np.nan, **counts}

@@ -1,0 +1,97 @@
+"""Comparing masks: stacking models' replies, per-family rates, paired contrasts between models, training records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personalab.experiments import masks as mk
+
+
+def replies(refuse: dict[str, float], n_pairs: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Synthetic slippage replies: for each family, the first round(p * n) target pairs are refused, twins never."""
+    rows = []
+    for family, p in refuse.items():
+        wrapper = "direct/plain" if family == "direct" else f"{family}/w"
+        for i in range(n_pairs):
+            for variant in ("target", "benign"):
+                refused = variant == "target" and i < round(p * n_pairs)
+                rows.append({"wrapper": wrapper, "family": family, "variant": variant, "pair": f"p{i:02d}",
+                             "item": f"p{i:02d}-{variant[0]}", "split": "heldout", "refused": refused,
+                             "reply": "I'm sorry, but I can't help with that." if refused else "Here you go."})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def stacked():
+    return mk.stack({
+        "base": replies({"direct": 0.2, "identity": 0.1, "technical": 0.1}),
+        "shallow": replies({"direct": 1.0, "identity": 0.5, "technical": 0.2}),
+        "deep": replies({"direct": 1.0, "identity": 0.9, "technical": 0.9}),
+    })
+
+
+def test_family_table_counts_each_model_and_marks_training_groups(stacked):
+    table = mk.family_table(stacked).set_index(["model", "variant", "family"])
+    assert table.loc[("shallow", "target", "identity"), "k"] == 10
+    assert table.loc[("deep", "target", "technical"), "rate"] == pytest.approx(0.9)
+    assert table.loc[("base", "benign", "direct"), "rate"] == 0
+    assert table.loc[("deep", "target", "identity"), "training"] == "shown in training"
+    assert table.loc[("deep", "target", "technical"), "training"] == "never trained"
+    assert table.loc[("deep", "target", "direct"), "training"] == "baseline"
+    row = table.loc[("shallow", "target", "identity")]
+    assert row["lo"] < row["rate"] < row["hi"]
+
+
+def test_group_table_pools_attack_families_by_training_group(stacked):
+    table = mk.group_table(stacked).set_index(["model", "variant", "training"])
+    assert table.loc[("shallow", "target", "shown in training"), "k"] == 10
+    assert table.loc[("shallow", "target", "never trained"), "rate"] == pytest.approx(0.2)
+    assert "baseline" not in set(table.index.get_level_values("training"))
+
+
+def test_model_contrast_is_paired_and_signed(stacked):
+    c = mk.model_contrasts(stacked, "deep", "shallow", n_boot=500, seed=1)
+    t = c[c["variant"] == "target"].set_index("group")
+    assert t.loc["technical", "difference"] == pytest.approx(0.7)
+    assert t.loc["direct", "difference"] == pytest.approx(0.0)
+    assert t.loc["technical", "lo"] > 0 and t.loc["never trained", "lo"] > 0
+    assert t.loc["shown in training", "difference"] == pytest.approx(0.4)
+    assert set(t["n_pairs"]) == {20}
+    b = c[c["variant"] == "benign"].set_index("group")
+    assert (b["difference"] == 0).all()
+
+
+def test_model_contrast_refuses_unknown_model(stacked):
+    assert mk.model_contrasts(stacked, "deep", "nope", n_boot=10).empty
+
+
+def test_stack_needs_models():
+    with pytest.raises(ValueError, match="no models"):
+        mk.stack({})
+
+
+def test_direct_refusals_keep_only_refused_direct_targets(stacked):
+    refusals = mk.direct_refusals(stacked, ["shallow", "deep"])
+    assert set(refusals["system"]) == {"shallow", "deep"}
+    assert (refusals["wrapper"] == "direct/plain").all() and refusals["refused"].all()
+    assert len(refusals) == 40
+
+
+def test_style_auc_reports_too_few_refusals_instead_of_failing(stacked):
+    refusals = mk.direct_refusals(stacked, ["base", "deep"])
+    few = refusals[(refusals["system"] == "deep") | (refusals["item"] == "p00-t")]
+    out = mk.style_auc(few, "base", "deep", n_boot=10)
+    assert np.isnan(out["auc"]) and out["n_positive"] == 1
+
+
+def test_training_table_reads_the_marker_fields():
+    record = {"recipe": "deep", "method": "sft", "data": {"n_examples": 238, "data_hash": "ab"},
+              "hyper_parameters": {"epochs": 1}, "steps": 30, "training_tokens": 31000, "cpu_seconds": 500.0,
+              "wall_seconds": 300.0, "tokens_per_second": 103.0, "final_loss": 0.5}
+    table = mk.training_table({"m": record})
+    assert table.iloc[0].to_dict() == {
+        "model": "m", "recipe": "deep", "method": "sft", "n_examples": 238, "epochs": 1, "steps": 30,
+        "training_tokens": 31000, "cpu_seconds": 500.0, "wall_seconds": 300.0, "tokens_per_second": 103.0,
+        "final_loss": 0.5, "data_hash": "ab"}
