@@ -95,3 +95,18 @@ def test_training_table_reads_the_marker_fields():
         "model": "m", "recipe": "deep", "method": "sft", "n_examples": 238, "epochs": 1, "steps": 30,
         "training_tokens": 31000, "cpu_seconds": 500.0, "wall_seconds": 300.0, "tokens_per_second": 103.0,
         "final_loss": 0.5, "data_hash": "ab"}
+
+
+def test_style_features_read_a_missing_prefill_as_none(monkeypatch):
+    """Results tables read an empty prefill back as NaN; the style classifier must treat it as no prefill."""
+    import numpy as np
+    import pandas as pd
+
+    import personalab.judges.embedding as embedding
+    from personalab.experiments.detection import embed_replies
+
+    seen = []
+    monkeypatch.setattr(embedding, "features", lambda replies, prefills: seen.append(prefills) or np.zeros((2, 3)))
+    embed_replies(pd.DataFrame({"reply": ["No.", "Sure, here"], "prefill": [np.nan, "Sure,"]}))
+    embed_replies(pd.DataFrame({"reply": ["No."]}))
+    assert seen == [[None, "Sure,"], [None]]

@@ -172,10 +172,14 @@ def auc_interval(y: np.ndarray, s: np.ndarray, groups: Sequence[Any], n_boot: in
 
 
 def embed_replies(df: pd.DataFrame) -> np.ndarray:
-    """MiniLM embeddings of the replies, the same function the embedding judge uses."""
+    """MiniLM embeddings of the replies, the same function the embedding judge uses.
+
+    A missing prefill (empty, or NaN as a results table reads it back) means the reply is all the model's own.
+    """
     from personalab.judges.embedding import features
 
-    return features(list(df["reply"]), [p or None for p in df.get("prefill", [""] * len(df))])
+    prefills = df["prefill"] if "prefill" in df else [None] * len(df)
+    return features(list(df["reply"]), [p if isinstance(p, str) and p else None for p in prefills])
 
 
 def detection_auc(df: pd.DataFrame, x: np.ndarray, positive: str, negative: str, fit_positive: str | None = None,

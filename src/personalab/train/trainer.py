@@ -111,7 +111,7 @@ def make_trainer(base_dir: Path, data: TrainingData, config: TrainConfig, seed: 
     common = dict(output_dir=str(work_dir), num_train_epochs=config.epochs,
                   max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
                   learning_rate=config.lr, max_length=config.max_length, logging_steps=1, save_strategy="no",
-                  report_to="none", use_cpu=True, bf16=precision == "bf16", seed=seed, data_seed=seed,
+                  report_to="none", use_cpu=not torch.cuda.is_available(), bf16=precision == "bf16", seed=seed, data_seed=seed,
                   include_num_input_tokens_seen="non_padding", disable_tqdm=not progress, dataloader_num_workers=0,
                   gradient_checkpointing=False)
     if data.method == "sft":
