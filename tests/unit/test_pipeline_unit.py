@@ -155,3 +155,43 @@ def test_a_notebook_error_with_a_live_server_is_not_retried(tmp_path, monkeypatc
     with pytest.raises(pipeline.ExperimentError):
         pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct", server=holder)
     assert server.restarts == 0 and calls == [True, False]
+
+
+def test_tiers_and_after_all_decide_what_runs_and_when(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "runs:\n"
+        "  - experiment: masks\n    models: [smollm2-135m-instruct]\n    after_all: true\n"
+        "  - experiment: prefill_sure\n    models: [smollm2-135m-instruct]\n"
+        "  - experiment: slippage\n    models: [qwen2.5-coder-0.5b-instruct]\n    tier: extended\n")
+    calls = []
+    monkeypatch.setattr(pipeline, "run_experiment", lambda name, model, params=None, server=None:
+                        calls.append((name, model)))
+    pipeline.run_all(config, tiers=("main",))
+    assert calls == [("prefill_sure", "smollm2-135m-instruct"), ("masks", "smollm2-135m-instruct")]
+    calls.clear()
+    pipeline.run_all(config)
+    assert calls[-1] == ("masks", "smollm2-135m-instruct") and ("slippage", "qwen2.5-coder-0.5b-instruct") in calls
+    with pytest.raises(ValueError, match="Unknown tier 'big'"):
+        pipeline.run_all(config, tiers=("big",))
+    config.write_text("runs:\n  - experiment: prefill_sure\n    tier: later\n")
+    with pytest.raises(ValueError, match="tier 'later'; expected one of: main, extended"):
+        pipeline.load_config(config)
+
+
+def test_a_model_is_pulled_or_trained_before_it_is_served_once(monkeypatch):
+    import contextlib
+
+    import personalab.train
+
+    events = []
+    monkeypatch.setattr(personalab.train, "pull", lambda model_id: events.append(("pull", model_id)))
+    monkeypatch.setattr(pipeline, "serve", lambda model_id, server_out=None: (events.append(("serve", model_id)),
+                                                                              contextlib.nullcontext())[1])
+    with pipeline.LazyServer("smollm2-135m-mask-deep") as server:
+        server.ensure()
+        server.ensure()
+    with pipeline.LazyServer("smollm2-135m-instruct") as server:
+        server.ensure()
+    assert events == [("pull", "smollm2-135m-mask-deep"), ("serve", "smollm2-135m-mask-deep"),
+                      ("pull", "smollm2-135m-instruct"), ("serve", "smollm2-135m-instruct")]
