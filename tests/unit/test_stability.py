@@ -244,8 +244,9 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
     monkeypatch.setattr(stability, "claim_table", fake_claims)
     table = stability.rerun(tmp_path / "out", seeds=(3, 4), only=["prefill_sure"], verdicts_dir=tmp_path / "stab")
 
-    assert [(c[0], c[2], c[3]["seed"]) for c in calls] == [("rep_1", QWEN, 3), ("rep_1", SMOL, 3),
-                                                          ("rep_2", QWEN, 4), ("rep_2", SMOL, 4)]
+    # in the configuration's order (SmolLM2's prefill_sure run is in the main tier, listed before Qwen's)
+    assert [(c[0], c[2], c[3]["seed"]) for c in calls] == [("rep_1", SMOL, 3), ("rep_1", QWEN, 3),
+                                                          ("rep_2", SMOL, 4), ("rep_2", QWEN, 4)]
     assert calls[0][3]["n_items"] == 20  # the configured parameters are kept
     written = pd.read_csv(tmp_path / "stab" / "verdicts.csv")
     assert written.to_dict("records") == table.to_dict("records")
