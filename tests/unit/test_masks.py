@@ -110,3 +110,17 @@ def test_style_features_read_a_missing_prefill_as_none(monkeypatch):
     embed_replies(pd.DataFrame({"reply": ["No.", "Sure, here"], "prefill": [np.nan, "Sure,"]}))
     embed_replies(pd.DataFrame({"reply": ["No."]}))
     assert seen == [[None, "Sure,"], [None]]
+
+
+def test_discrimination_does_not_reward_refusing_everything():
+    over = replies({"direct": 1.0, "technical": 1.0})
+    over.loc[over["variant"] == "benign", "refused"] = True  # refuses the twins too
+    stacked = mk.stack({"over": over, "tracks": replies({"direct": 1.0, "technical": 0.5})})
+    d = mk.discrimination(stacked, ["over", "tracks"], n_boot=300, seed=0).set_index(["model", "group"])
+    assert d.loc[("over", "never trained"), "difference"] == pytest.approx(0.0)
+    assert d.loc[("tracks", "never trained"), "difference"] == pytest.approx(0.5)
+    assert d.loc[("tracks", "direct"), "lo"] > 0.5
+    assert "shown in training" not in set(d.index.get_level_values("group"))  # no identity/context/prefill rows
+    c = mk.discrimination_contrast(stacked, "tracks", "over", n_boot=300, seed=0).set_index("group")
+    assert c.loc["never trained", "difference"] == pytest.approx(0.5)
+    assert c.loc["never trained", "lo"] > 0 and c.loc["direct", "difference"] == pytest.approx(1.0)

@@ -1,4 +1,5 @@
-"""The masks notebook's figures: refusal by family per model, the depth curve per model, the cost of training."""
+"""The masks notebook's figures: refusal by family per model, harm tracking under attack, the depth curve per model,
+the cost of training. A model keeps its colour across figures (its place in ``labels``)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,31 @@ def family_by_model(table: pd.DataFrame, labels: Mapping[str, str], families: li
         ax.set_ylim(0, 1.05)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     axes[0].set_ylabel("refusal rate (95% Wilson)")
-    axes[1].legend(frameon=False, fontsize=8, loc="upper right")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, frameon=False, fontsize=9, loc="lower center", ncol=len(models))
     fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def discrimination_by_model(table: pd.DataFrame, labels: Mapping[str, str], title: str) -> plt.Figure:
+    """Target minus twin refusal (bootstrap bars) per family group, one bar per model: harm tracking under attack."""
+    models = list(labels)
+    groups = list(dict.fromkeys(table["group"]))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    palette = sns.color_palette(n_colors=len(models))
+    width = 0.8 / len(models)
+    for mi, model in enumerate(models):
+        sub = table[table["model"] == model].set_index("group").reindex(groups)
+        pos = np.arange(len(groups)) - 0.4 + width * (mi + 0.5)
+        err = [(sub["difference"] - sub["lo"]).to_numpy(), (sub["hi"] - sub["difference"]).to_numpy()]
+        ax.bar(pos, sub["difference"], width=width * 0.95, yerr=err, capsize=3, color=palette[mi], label=labels[model])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(groups)), [g if g == "direct" else f"attacks {g}" for g in groups])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_ylabel("target minus twin refusal\n(95% bootstrap over pairs)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -61,9 +85,10 @@ def training_cost(table: pd.DataFrame, labels: Mapping[str, str], title: str) ->
     """Training tokens and CPU-seconds per mask, as measured by the training run (two panels)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     names = [labels.get(m, m) for m in table["model"]]
-    palette = sns.color_palette(n_colors=len(names))
+    palette = sns.color_palette(n_colors=len(labels))
+    colours = [palette[list(labels).index(m)] if m in labels else "grey" for m in table["model"]]
     for ax, column, ylabel in zip(axes, ("training_tokens", "cpu_seconds"), ("training tokens", "CPU-seconds")):
-        ax.bar(range(len(names)), table[column], color=palette)
+        ax.bar(range(len(names)), table[column], color=colours)
         ax.set_xticks(range(len(names)), names, fontsize=9)
         ax.set_ylabel(ylabel)
         for x, v in enumerate(table[column]):
