@@ -12,16 +12,21 @@ from personalab.outputs import read_json, read_table, results_dir_for
 
 EXPERIMENT = "masks"
 #: The prefilled depth (tokens of the compliant opening) the chapter quotes compliance at.
-DEPTH_K = 5
+DEPTH_K = 10
 
 
 def _rate(row: pd.Series) -> str:
     return f"{pct(row['rate'])} ({pct(row['lo'])}–{pct(row['hi'])}, {int(row['k'])} of {int(row['n'])})"
 
 
+def _points(x: float) -> str:
+    """A proportion as signed whole percentage points, with no "-0"."""
+    return f"{round(x * 100):+d}"
+
+
 def _diff(row: pd.Series) -> str:
-    return (f"{row['difference'] * 100:+.0f} percentage points (95% bootstrap CI {row['lo'] * 100:+.0f} to "
-            f"{row['hi'] * 100:+.0f})")
+    return (f"{_points(row['difference'])} percentage points (95% bootstrap CI {_points(row['lo'])} to "
+            f"{_points(row['hi'])})")
 
 
 def _side(row: pd.Series, a: str, b: str) -> str:
@@ -58,8 +63,7 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
                 if (variant, group) in g.index:
                     out[f"{k}_{gk}_{variant[0]}"] = _rate(g.loc[(variant, group)])
         bar = read_table(results_dir_for("slippage", m) / "harm_bar.csv").iloc[0]
-        out[f"{k}_bar"] = (f"{bar['difference'] * 100:+.0f} points (95% CI {bar['lo'] * 100:+.0f} to "
-                           f"{bar['hi'] * 100:+.0f})")
+        out[f"{k}_bar"] = f"{_points(bar['difference'])} points (95% CI {_points(bar['lo'])} to {_points(bar['hi'])})"
         sweep = read_table(results_dir_for("depth", m) / "compliance_sweep.csv").set_index("depth")
         if DEPTH_K in sweep.index:
             out[f"{k}_depth"] = _rate(sweep.loc[DEPTH_K])
@@ -88,6 +92,13 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
         out["never_families"] = ", ".join(f.replace("_", " ") for f in record["data"]["families_never_trained"])
         out["trl"] = record["software"]["trl"]
         out["peft"] = record["software"]["peft"]
+    short = {"direct": "direct", "shown in training": "shown", "never trained": "never"}
+    for _, row in read_table(d / "discrimination.csv").iterrows():
+        out[f"{key[row['model']]}_track_{short[row['group']]}"] = _diff(row)
+    for _, row in read_table(d / "discrimination_contrasts.csv").iterrows():
+        name = f"track_{key[row['a']]}_vs_{key[row['b']]}_{short[row['group']]}"
+        out[name] = _diff(row)
+        out[f"{name}_side"] = _side(row, key[row["a"]], key[row["b"]]).replace("refused more", "tracked harm better")
     if "shallow" in recipe.values() and "deep" in recipe.values():
         by = {recipe[m]: training.loc[m] for m in masks}
         out["cost_ratio_tokens"] = f"{by['deep']['training_tokens'] / by['shallow']['training_tokens']:.1f}"
