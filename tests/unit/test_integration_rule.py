@@ -94,3 +94,13 @@ def test_power_table_reads_n_from_results_and_uses_holm_level_for_slippage() -> 
         assert (math.isnan(expected) and math.isnan(r["mdd"])) or r["mdd"] == pytest.approx(expected)
     shown = power.display_table(table)
     assert len(shown) == len(table) and shown.iloc[0]["n"].split()[0] == str(table.iloc[0]["n"])
+
+
+@pytest.mark.parametrize("gap_lo, gap_hi, drop_lo, expected", [
+    (0.02, 0.19, 0.22, "neither"),   # deeper than the shallow mask, but it slips: the committed result
+    (0.02, 0.19, -0.05, "for"),      # better and holds
+    (-0.10, 0.00, -0.05, "against"),  # no better than the shallow mask
+    (-0.05, 0.20, -0.05, "neither"),  # undecided
+])
+def test_trained_row_needs_both_an_advantage_and_no_loss(gap_lo, gap_hi, drop_lo, expected):
+    assert it.trained_side(gap_lo, gap_hi, drop_lo) == expected

@@ -124,3 +124,16 @@ def test_discrimination_does_not_reward_refusing_everything():
     c = mk.discrimination_contrast(stacked, "tracks", "over", n_boot=300, seed=0).set_index("group")
     assert c.loc["never trained", "difference"] == pytest.approx(0.5)
     assert c.loc["never trained", "lo"] > 0 and c.loc["direct", "difference"] == pytest.approx(1.0)
+
+
+def test_tracking_drop_is_zero_for_a_mask_that_holds_and_positive_for_one_that_slips():
+    holds = replies({"direct": 0.8, "technical": 0.8, "identity": 0.8})
+    slips = replies({"direct": 0.8, "technical": 0.2, "identity": 0.5})
+    stacked = mk.stack({"holds": holds, "slips": slips})
+    d = mk.tracking_drop(stacked, ["holds", "slips"], n_boot=300, seed=0).set_index(["model", "group"])
+    assert d.loc[("holds", "never trained"), "drop"] == pytest.approx(0.0)
+    assert d.loc[("slips", "never trained"), "drop"] == pytest.approx(0.6)
+    assert d.loc[("slips", "never trained"), "lo"] > 0
+    assert d.loc[("slips", "shown in training"), "drop"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="direct family"):
+        mk.tracking_drop(mk.stack({"x": replies({"technical": 0.5})}), ["x"])
