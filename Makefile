@@ -47,7 +47,8 @@ figures: setup
 
 site: setup
 	@echo "==> Building the site (strict: warnings are errors)"
-	$(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	@# --all: Sphinx would otherwise re-read only edited pages, and a page whose results changed would keep old numbers.
+	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 	@echo "==> Open $(CURDIR)/_build/html/index.html"
 
 book: figures site
