@@ -1,7 +1,8 @@
 """The package's import graph follows the pipeline: no module imports from a layer below it in the pipeline.
 
 Layers, first to last: the shared foundations (``paths``, ``stats``, ``outputs``), ``prompts``, ``harness``, ``attacks``,
-``judges``, ``train`` (its data uses the attack wrappers and a judge), ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline``, ``stability`` and ``cli``.
+``judges``, ``train`` (its data uses the attack wrappers and a judge) and ``activations`` (beside it: it reads the
+same local checkpoints), ``experiments``, ``book``, and on top ``parameters``, ``experiment``, ``pipeline``, ``stability`` and ``cli``.
 Every import counts, including the lazy ones inside functions.
 """
 
@@ -15,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "personalab"
 
 LAYERS: dict[str, int] = {
-    "paths": 0, "stats": 0, "outputs": 0, "prompts": 1, "harness": 2, "attacks": 3, "judges": 4, "train": 5,
+    "paths": 0, "stats": 0, "outputs": 0, "prompts": 1, "harness": 2, "attacks": 3, "judges": 4, "train": 5, "activations": 5,
     "experiments": 6, "book": 7, "parameters": 8, "experiment": 8, "pipeline": 8, "stability": 8, "cli": 8,
 }
 
