@@ -104,3 +104,17 @@ def test_power_table_reads_n_from_results_and_uses_holm_level_for_slippage() -> 
 ])
 def test_trained_row_needs_both_an_advantage_and_no_loss(gap_lo, gap_hi, drop_lo, expected):
     assert it.trained_side(gap_lo, gap_hi, drop_lo) == expected
+
+
+def _ci(lo, hi):
+    return pd.Series({"lo": lo, "hi": hi})
+
+
+@pytest.mark.parametrize("ablation, capability, addition, expected", [
+    (_ci(-0.9, -0.5), _ci(-0.2, 0.1), _ci(0.05, 0.45), "for"),      # removed, model still works, induced
+    (_ci(-0.9, -0.5), _ci(-0.9, -0.55), _ci(0.05, 0.45), "neither"),  # removed only by breaking the model
+    (_ci(0.1, 0.7), _ci(-0.5, -0.05), _ci(0.05, 0.4), "against"),   # ablation raises refusal
+    (_ci(-0.4, -0.05), _ci(-0.35, 0.15), _ci(0.0, 0.3), "neither"),  # addition not shown
+])
+def test_inside_row_needs_removal_without_breakage_and_induction(ablation, capability, addition, expected):
+    assert it.inside_side(ablation, capability, addition) == expected

@@ -1,0 +1,76 @@
+"""What the "Where the mask lives" chapter quotes, read from the committed results of the refusal-direction notebook."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from personalab.book import pct
+from personalab.outputs import read_json, read_table, results_dir_for
+
+EXPERIMENT = "refusal_direction"
+
+
+def _rate(rate: float, lo: float, hi: float, k: int, n: int) -> str:
+    return f"{pct(rate)} ({pct(lo)}–{pct(hi)}, {k} of {n})"
+
+
+def _diff(row: pd.Series) -> str:
+    return (f"{round(row['difference'] * 100):+d} percentage points (95% bootstrap CI {round(row['lo'] * 100):+d} to "
+            f"{round(row['hi'] * 100):+d})")
+
+
+def key_of(model: str, base: str) -> str:
+    """The glue key of a model: "base", or a trained model's recipe ("shallow", "deep", "preference")."""
+    return "base" if model == base else model.rsplit("-", 1)[-1]
+
+
+def chapter_numbers(base: str) -> dict[str, str]:
+    """Formatted strings the chapter glues (keys without the chapter's prefix)."""
+    d = results_dir_for(EXPERIMENT, base)
+    prov = read_json(d / "provenance.json")
+    models = prov["models"]
+    rates = read_table(d / "rates.csv").set_index(["model", "variant", "condition"])
+    effects = read_table(d / "effects.csv").set_index(["model", "effect"])
+    sep = read_table(d / "separation.csv")
+    survival = read_table(d / "survival.csv").set_index("model")
+    cos = read_table(d / "cosines.csv").set_index("model")
+    out = {"n_pairs": str(prov["n_pairs"]), "n_dev_pairs": str(prov["n_dev_pairs"]),
+           "max_tokens": str(prov["parameters"]["max_tokens"]),
+           "n_layers": str(prov["activations"]["models"][base]["n_layers"])}
+    for m in models:
+        k = key_of(m, base)
+        chosen = sep[(sep["model"] == m) & sep["chosen"]].iloc[0]
+        out[f"{k}_layer"] = str(int(chosen["layer"]))
+        out[f"{k}_auc_dev"] = f"{chosen['dev_cross_fitted_auc']:.2f}"
+        out[f"{k}_auc_held"] = f"{chosen['heldout_auc']:.2f}"
+        for variant, condition, name in (("target", "none", "t_none"), ("target", "ablate", "t_ablate"),
+                                         ("benign", "none", "b_none"), ("benign", "add", "b_add"),
+                                         ("benign", "ablate", "b_ablate")):
+            r = rates.loc[(m, variant, condition)]
+            out[f"{k}_{name}"] = _rate(r["rate"], r["lo"], r["hi"], int(r["k"]), int(r["n"]))
+            for suffix in ("comply", "competent"):
+                out[f"{k}_{name}_{suffix}"] = _rate(r[f"rate_{suffix}"], r[f"lo_{suffix}"], r[f"hi_{suffix}"],
+                                                    int(r[f"k_{suffix}"]), int(r["n"]))
+        for effect, name in (("ablation lowers target refusal", "ablation"), ("addition induces twin refusal", "addition"),
+                             ("ablation changes on-topic twin compliance", "capability"),
+                             ("ablation raises on-topic target compliance", "unmasked")):
+            out[f"{k}_{name}"] = _diff(effects.loc[(m, effect)])
+        s = survival.loc[m]
+        out[f"{k}_survive"] = f"{int(s['still_refused_ablated'])} of {int(s['refused_without'])}"
+        if m != base:
+            out[f"cos_{k}_base"] = f"{cos.loc[m, base]:.2f}"
+    masks = [m for m in models if m != base]
+    for i, a in enumerate(masks):
+        for b in masks[i + 1:]:
+            out[f"cos_{key_of(a, base)}_{key_of(b, base)}"] = f"{cos.loc[a, b]:.2f}"
+    out["cos_layer"] = str(int(sep[(sep["model"] == base) & sep["chosen"]]["layer"].iloc[0]))
+    for _, row in read_table(d / "control_cosines.csv").iterrows():
+        if row["model"] != base:
+            out[f"control_cos_{key_of(row['model'], base)}"] = f"{row['control_cosine']:.2f}"
+    replies = read_table(d / "replies.csv")
+    for m in masks:
+        off = replies[(replies["model"] == m) & (replies["variant"] == "target") & (replies["condition"] == "ablate")
+                      & replies["complied"] & ~replies["on_topic"]]
+        first = off["reply"].iloc[0].split("\n")[0].strip() if len(off) else ""
+        out[f"{key_of(m, base)}_offtopic_example"] = (first[:77] + "...") if len(first) > 80 else first or "(none)"
+    return out
