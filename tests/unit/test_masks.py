@@ -137,3 +137,13 @@ def test_tracking_drop_is_zero_for_a_mask_that_holds_and_positive_for_one_that_s
     assert d.loc[("slips", "shown in training"), "drop"] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="direct family"):
         mk.tracking_drop(mk.stack({"x": replies({"technical": 0.5})}), ["x"])
+
+
+def test_first_token_auc_reads_the_top_probabilities_and_pairs_requests():
+    def probe(p_i):
+        return pd.DataFrame({"condition": ["direct/plain"] * 3 + ["context/fiction"], "variant": ["target"] * 4,
+                             "item": ["a", "b", "c", "a"], "top": [str({"I": p, "Sure": 0.1}) for p in p_i]})
+
+    r = mk.first_token_auc({"x": probe([0.9, 0.8, 0.7, 0.0]), "y": probe([0.1, 0.2, 0.3, 0.99])}, "x", "y", n_boot=200)
+    assert r["auc"] == pytest.approx(1.0) and r["n_requests"] == 3 and r["lo"] <= r["auc"] <= r["hi"]
+    assert mk.first_token_auc({"x": probe([0.5] * 4), "y": probe([0.5] * 4)}, "x", "y", n_boot=50)["auc"] == 0.5

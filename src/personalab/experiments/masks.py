@@ -191,3 +191,27 @@ def style_auc(refusals: pd.DataFrame, a: str, b: str, folds: int = 5, n_boot: in
         return detection_auc(df, embed_replies(df), a, b, folds=folds, n_boot=n_boot, seed=seed)
     except ValueError:  # a fold with one class only: too few refusals for cross-validation
         return {"positive": a, "negative": b, "auc": np.nan, "lo": np.nan, "hi": np.nan, **counts}
+
+
+def first_token_auc(probes: Mapping[str, pd.DataFrame], a: str, b: str, token: str = "I", n_boot: int = 2000,
+                    seed: int = 0) -> dict[str, Any]:
+    """Can the probability of the reply's first token (``token``) on direct target requests tell ``a`` from ``b``?
+
+    ``probes`` are the depth experiment's ``responses_probe`` tables (a ``top`` column of first-token probabilities).
+    AUC of ``a`` scoring higher, with a bootstrap over requests (both models' answers to a request stay together).
+    """
+    import ast
+
+    from personalab.experiments.detection import auc_interval
+
+    rows = []
+    for label, model in ((1, a), (0, b)):
+        d = probes[model]
+        d = d[(d["condition"] == "direct/plain") & (d["variant"] == "target")]
+        for item, top in zip(d["item"], d["top"]):
+            probs = ast.literal_eval(top) if isinstance(top, str) else dict(top)
+            rows.append((label, float(probs.get(token, 0.0)), item))
+    y, score, groups = (np.array(col, dtype=object) for col in zip(*rows))
+    value, lo, hi = auc_interval(y.astype(int), score.astype(float), groups, n_boot=n_boot, seed=seed)
+    return {"positive": a, "negative": b, "token": token, "auc": value, "lo": lo, "hi": hi,
+            "n_requests": int(len(set(groups.tolist())))}

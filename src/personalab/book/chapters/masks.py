@@ -108,4 +108,7 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
         counts = f"{int(row['n_positive'])} and {int(row['n_negative'])} refusals"
         out[name] = (f"{row['auc']:.2f} (95% CI {row['lo']:.2f}–{row['hi']:.2f}; {counts})" if pd.notna(row["auc"])
                      else f"not computable ({counts})")
+    for _, row in read_table(d / "first_token_auc.csv").iterrows():
+        out[f"first_{key[row['positive']]}_{key[row['negative']]}"] = (
+            f"{row['auc']:.2f} (95% CI {row['lo']:.2f}–{row['hi']:.2f}, {int(row['n_requests'])} requests)")
     return out
