@@ -1,0 +1,57 @@
+"""Add a stratified sample of the trained masks' held-out slippage replies to the probe pool, for hand labelling.
+
+The masks' replies are the judge's newest out-of-distribution condition: models no judge was built on, whose
+refusals (the deep mask's reasons, the shallow mask's script) no labelled reply showed. Three replies per attack
+family and mask (targets and twins alternating), drawn with a fixed seed from the committed slippage results, are
+appended to ``experiments/labels/probe_pool.csv`` (rows already there are kept); label them in ``labels.csv`` by
+``experiments/labels/GUIDE.md``, without looking at any judge's output.
+    usage: .venv/bin/python tools/sample_mask_replies.py [--per-family 3] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from personalab.judges.labels import PROBE_POOL_PATH
+from personalab.judges.probe_pool import PROBE_COLUMNS
+from personalab.judges.sample import pool_id
+from personalab.outputs import read_table, results_dir_for, write_table
+
+MASKS = ("smollm2-135m-mask-shallow", "smollm2-135m-mask-deep", "smollm2-135m-mask-preference")
+
+
+def sample(model: str, per_family: int, seed: int) -> pd.DataFrame:
+    replies = read_table(results_dir_for("slippage", model) / "responses.csv")
+    picked = []
+    for family, part in replies.groupby("family", sort=True):
+        part = part.sample(frac=1.0, random_state=seed)
+        for i in range(per_family):
+            variant = ("target", "benign")[i % 2]
+            rows = part[part["variant"] == variant]
+            if len(rows) > i // 2:
+                picked.append(rows.iloc[i // 2])
+    out = pd.DataFrame(picked)
+    return pd.DataFrame({
+        "id": [pool_id(model, f"slippage/{w}", it) for w, it in zip(out["wrapper"], out["item"])],
+        "model_id": model, "family": out["family"].to_numpy(), "wrapper": out["wrapper"].to_numpy(),
+        "item": out["item"].to_numpy(), "split": out["split"].to_numpy(), "variant": out["variant"].to_numpy(),
+        "language": "en", "prefill": out["prefill"].fillna("").to_numpy(), "reply": out["reply"].to_numpy(),
+        "temperature": 0.0, "max_tokens": 64})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-family", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    new = pd.concat([sample(m, args.per_family, args.seed) for m in MASKS], ignore_index=True)
+    old = read_table(PROBE_POOL_PATH)
+    merged = pd.concat([old[~old["id"].isin(new["id"])], new[list(PROBE_COLUMNS)]], ignore_index=True)
+    write_table(merged, PROBE_POOL_PATH)
+    print(f"{len(new)} mask replies in {PROBE_POOL_PATH} ({len(merged)} rows in all)")
+
+
+if __name__ == "__main__":
+    main()
