@@ -108,6 +108,16 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
         counts = f"{int(row['n_positive'])} and {int(row['n_negative'])} refusals"
         out[name] = (f"{row['auc']:.2f} (95% CI {row['lo']:.2f}–{row['hi']:.2f}; {counts})" if pd.notna(row["auc"])
                      else f"not computable ({counts})")
+    judge = read_json(results_dir_for("slippage", masks[0]) / "provenance.json")["judge"]["name"]  # who labelled them
+    ood = read_table("experiments/results/judge_validation/ood_agreement.csv")
+    for m in masks:
+        row = ood[(ood["grouping"] == "model") & (ood["group"] == m) & (ood["judge"] == judge)]
+        if len(row):
+            r = row.iloc[0]
+            out[f"{key[m]}_judge_kappa"] = f"{r['kappa']:.2f} (95% CI {r['kappa_lo']:.2f}–{r['kappa_hi']:.2f}, n = {int(r['n'])})"
+            out[f"{key[m]}_judge_rates"] = (f"refusals in {pct(r['judge_refusal_rate'])} of the sampled replies, where the hand labels "
+                                            f"found {pct(r['hand_refusal_rate'])}")
+    out["judge"] = judge
     for _, row in read_table(d / "first_token_auc.csv").iterrows():
         out[f"first_{key[row['positive']]}_{key[row['negative']]}"] = (
             f"{row['auc']:.2f} (95% CI {row['lo']:.2f}–{row['hi']:.2f}, {int(row['n_requests'])} requests)")
