@@ -230,3 +230,19 @@ def test_unknown_recipe_is_refused_before_the_base_is_pulled(sandbox, monkeypatc
     with pytest.raises(TrainError, match="Unknown training recipe 'deeper'"):
         trainer_mod.pull("mask", progress=False)
     assert calls == []
+
+
+def test_masks_train_in_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    import torch
+
+    import personalab.harness.server as server
+    from personalab.train.trainer import default_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(server, "cpu_dtype", lambda: "bfloat16")
+    assert default_precision() == "bf16"
+    monkeypatch.setattr(server, "cpu_dtype", lambda: "float32")  # an AVX2-only CPU emulates bf16
+    assert default_precision() == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert default_precision() == "fp32"

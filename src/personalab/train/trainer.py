@@ -27,8 +27,21 @@ from personalab.paths import models_dir
 from personalab.train.data import BaseAnswerer, TrainError, TrainingData
 from personalab.train.recipes import build_data, get_recipe
 
-#: Measured on the reference CPU (AVX512-BF16, 2 cores): bf16 autocast or fp32 master weights and maths.
-PRECISION = "bf16"
+def default_precision() -> str:
+    """bf16 autocast where the hardware computes bfloat16 natively (a bf16 GPU; a CPU with AVX512-BF16 or AMX: 1.34x
+    fp32 on the reference machine, benchmarks/bench_training.py), else fp32 (an AVX2 CPU only emulates bf16)."""
+    import torch
+
+    from personalab.harness.server import cpu_dtype
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_dtype() == "bfloat16" else "fp32"
+
+
+#: The precision masks train in on this machine; part of the artefact key, so a mask trained in fp32 elsewhere is
+#: a different artefact.
+PRECISION = default_precision()
 DATA_FILE = "training_data.json"
 
 
