@@ -74,3 +74,19 @@ def chapter_numbers(base: str) -> dict[str, str]:
         first = off["reply"].iloc[0].split("\n")[0].strip() if len(off) else ""
         out[f"{key_of(m, base)}_offtopic_example"] = (first[:77] + "...") if len(first) > 80 else first or "(none)"
     return out
+
+
+def axis_numbers(base: str) -> dict[str, str]:
+    """Formatted strings of the persona-axis notebook (keys without the chapter's prefix)."""
+    d = results_dir_for("persona_axis", base)
+    summary = read_table(d / "correlation.csv")
+    out = {"axis_n_dev": str(read_json(d / "provenance.json")["n_dev_pairs"])}
+    for _, r in summary.iterrows():
+        k = key_of(r["model"], base)
+        out[f"axis_{k}_rho"] = (f"{r['rho']:+.2f} (95% CI {r['lo']:+.2f} to {r['hi']:+.2f}, "
+                                f"{int(r['n_wrappers'])} wrappers)")
+        out[f"axis_{k}_share"] = pct(r["axis_share"])
+        out[f"axis_{k}_layer"] = str(int(r["layer"]))
+    out["axis_n_for"] = str(int((summary["hi"] < 0).sum()))
+    out["axis_n_models"] = str(len(summary))
+    return out

@@ -36,9 +36,9 @@ SINGLE_EXPERIMENTS: tuple[str, ...] = ("detection", "wisdom_handicap")
 ROW_EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "cracks": ("slippage",), "modes": ("slippage",), "depth": ("depth", "prefill_sure"), "erosion": ("erosion",),
     "manyshot": ("erosion",), "psm": ("persona_selection",), "detect": ("detection",),
-    "handicap": ("wisdom_handicap",), "trained": (), "inside": ()}
+    "handicap": ("wisdom_handicap",), "trained": (), "inside": (), "axis": ()}
 """The experiments whose results each measured row (by key) reads and ``personalab stability`` re-runs; the untested
-rows read none. The "trained" and "inside" rows read the masks' runs, which the stability re-run does not repeat (it
+rows read none. The "trained", "inside" and "axis" rows read the masks' runs, which the stability re-run does not repeat (it
 re-runs the released models only), so they list none and stay "not measured"."""
 
 MASKS_BASE = "smollm2-135m-instruct"
@@ -440,6 +440,23 @@ def _inside(t: ClaimTable) -> None:
           "(interval above zero); against if ablation does not lower target refusal", sides, ns, n_text)
 
 
+def _axis(t: ClaimTable) -> None:
+    """Row 11: attacks work by moving the model off the Assistant's end of a persona axis."""
+    summary = read_table(results_dir_for("persona_axis", MASKS_BASE) / "correlation.csv")
+    sides, ns, n_text, evidence = {}, {}, {}, []
+    for _, r in summary.iterrows():
+        m = r["model"]
+        sides[m] = side(r["lo"], r["hi"], predicted="below")
+        ns[m] = int(r["n_wrappers"])
+        n_text[m] = f"{int(r['n_wrappers'])} wrappers"
+        evidence.append(f"{t.name(m)}: Spearman rho of shift along the axis and slippage {r['rho']:+.2f} "
+                        f"(95% CI {r['lo']:+.2f} to {r['hi']:+.2f})")
+    t.add("axis", "Attacks work by moving the model off the Assistant's end of a persona axis", "where the mask lives",
+          evidence, "for if, across attack wrappers, the shift along the persona axis (toward the Assistant positive) "
+          "and the slippage are negatively correlated (interval of rho below zero); against if positively", sides, ns,
+          n_text)
+
+
 def stable_text(measured: dict | None, current: str) -> str:
     """The ``stable`` cell of a row: how its verdict fared in the recorded re-runs (``measured``: its row of
     ``verdicts.csv``, None when that file has no such row), against the row's ``current`` verdict."""
@@ -486,10 +503,10 @@ def claim_table(models: list[str], single: str,
         _judges(t)
         for m in t.models:
             t.glue[f"int_name_{m[:4]}"] = t.name(m)
-        for build in (_cracks, _modes, _depth, _erosion, _psm, _detect, _handicap, _trained, _inside):
+        for build in (_cracks, _modes, _depth, _erosion, _psm, _detect, _handicap, _trained, _inside, _axis):
             build(t)
-        t.untested("axis", "Personas move the model along an Assistant axis, and capping the projection on it defends "
-                   "against slippage", "none yet: the activations stage reads a refusal direction, not a persona axis")
+        t.untested("capping", "Capping the projection on the Assistant axis defends against slippage at little cost",
+                   "none: capping was not tried, since the wrappers that work do not move these models along the axis")
         t.untested("scale", "The same cracks appear in frontier-scale chat models",
                    "none: the largest model run here is " + t.name(t.models[0]))
         t.glue["int_models"] = " and ".join(t.name(m) for m in t.models)
