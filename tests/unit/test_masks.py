@@ -147,3 +147,10 @@ def test_first_token_auc_reads_the_top_probabilities_and_pairs_requests():
     r = mk.first_token_auc({"x": probe([0.9, 0.8, 0.7, 0.0]), "y": probe([0.1, 0.2, 0.3, 0.99])}, "x", "y", n_boot=200)
     assert r["auc"] == pytest.approx(1.0) and r["n_requests"] == 3 and r["lo"] <= r["auc"] <= r["hi"]
     assert mk.first_token_auc({"x": probe([0.5] * 4), "y": probe([0.5] * 4)}, "x", "y", n_boot=50)["auc"] == 0.5
+
+
+def test_points_and_difference_text_never_print_minus_zero():
+    from personalab.book import difference_text, points
+
+    assert points(-0.004) == "+0" and points(0.23) == "+23" and points(-0.4) == "-40"
+    assert difference_text(0.1, -0.004, 0.19) == "+10 percentage points (95% bootstrap CI +0 to +19)"

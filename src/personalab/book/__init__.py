@@ -15,6 +15,16 @@ def pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
+def points(x: float) -> str:
+    """A proportion as signed whole percentage points, with no "-0": ``-0.004 -> "+0"``, ``0.23 -> "+23"``."""
+    return f"{round(x * 100):+d}"
+
+
+def difference_text(difference: float, lo: float, hi: float) -> str:
+    """A difference of proportions with its bootstrap interval, the way the prose quotes it."""
+    return f"{points(difference)} percentage points (95% bootstrap CI {points(lo)} to {points(hi)})"
+
+
 def glue_text(key: str, text: str) -> str:
     """Glue ``text`` under ``key`` for ``{glue:text}`` roles, without displaying it."""
     from myst_nb import glue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from personalab.book import pct
+from personalab.book import difference_text, pct
 from personalab.outputs import read_json, read_table, results_dir_for
 
 EXPERIMENT = "refusal_direction"
@@ -15,8 +15,7 @@ def _rate(rate: float, lo: float, hi: float, k: int, n: int) -> str:
 
 
 def _diff(row: pd.Series) -> str:
-    return (f"{round(row['difference'] * 100):+d} percentage points (95% bootstrap CI {round(row['lo'] * 100):+d} to "
-            f"{round(row['hi'] * 100):+d})")
+    return difference_text(row["difference"], row["lo"], row["hi"])
 
 
 def key_of(model: str, base: str) -> str:

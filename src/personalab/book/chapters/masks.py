@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from personalab.book import pct
+from personalab.book import difference_text, pct, points
 from personalab.outputs import read_json, read_table, results_dir_for
 
 EXPERIMENT = "masks"
@@ -19,14 +19,8 @@ def _rate(row: pd.Series) -> str:
     return f"{pct(row['rate'])} ({pct(row['lo'])}–{pct(row['hi'])}, {int(row['k'])} of {int(row['n'])})"
 
 
-def _points(x: float) -> str:
-    """A proportion as signed whole percentage points, with no "-0"."""
-    return f"{round(x * 100):+d}"
-
-
 def _diff(row: pd.Series) -> str:
-    return (f"{_points(row['difference'])} percentage points (95% bootstrap CI {_points(row['lo'])} to "
-            f"{_points(row['hi'])})")
+    return difference_text(row["difference"], row["lo"], row["hi"])
 
 
 def _side(row: pd.Series, a: str, b: str) -> str:
@@ -63,7 +57,7 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
                 if (variant, group) in g.index:
                     out[f"{k}_{gk}_{variant[0]}"] = _rate(g.loc[(variant, group)])
         bar = read_table(results_dir_for("slippage", m) / "harm_bar.csv").iloc[0]
-        out[f"{k}_bar"] = f"{_points(bar['difference'])} points (95% CI {_points(bar['lo'])} to {_points(bar['hi'])})"
+        out[f"{k}_bar"] = f"{points(bar['difference'])} points (95% CI {points(bar['lo'])} to {points(bar['hi'])})"
         sweep = read_table(results_dir_for("depth", m) / "compliance_sweep.csv").set_index("depth")
         if DEPTH_K in sweep.index:
             out[f"{k}_depth"] = _rate(sweep.loc[DEPTH_K])
