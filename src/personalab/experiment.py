@@ -24,6 +24,7 @@ from personalab.harness.client import GenRequest, Generation, Harness, Sampling
 from personalab.book.figures import save_figure, set_style
 from personalab.outputs import figures_dir_for, results_dir_for, write_json, write_table
 from personalab.harness.registry import get_model
+from personalab.paths import REPO_ROOT
 from personalab.harness.server import Endpoint, check_endpoint, serve
 
 #: Set by the pipeline: answer only from the generation cache and fail with CacheMiss otherwise, so that a rerun
@@ -35,6 +36,16 @@ def _version(dist: str) -> str | None:
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         return importlib.metadata.version(dist)
     return None
+
+
+def _prompting_record(spec: Any) -> dict[str, Any]:
+    """How chats reach a base model (its registry's template, mode and stop strings); empty for the usual model."""
+    if not spec.template_file and not spec.stop:
+        return {}
+    template = spec.template_file
+    return {"mode": spec.mode, "stop": list(spec.stop),
+            "chat_template": {"file": str(template.relative_to(REPO_ROOT)) if template else None,
+                              "sha256": spec.template_sha256}}
 
 
 def _training_record(spec: Any) -> dict[str, Any]:
@@ -203,7 +214,7 @@ class Run:
         return {
             "experiment": self.experiment,
             "model": {"id": spec.id, "name": spec.display_name, "weight_sha256": spec.sha256, "hf_id": spec.hf_id,
-                      "weight_id": spec.weight_id, **_training_record(spec)},
+                      "weight_id": spec.weight_id, **_training_record(spec), **_prompting_record(spec)},
             "server": self.servers,
             "sampling": self.samplings,
             "seed": self.seed,

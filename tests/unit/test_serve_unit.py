@@ -36,6 +36,8 @@ def mark_pulled(spec: ModelSpec) -> None:
     folder = checkpoint_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text(json.dumps({"gguf_sha256": spec.sha256}))
+    # an instruct model's tokenizer carries its chat template (a base model's does not: see test_base_models.py)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
 
 
 def test_cpu_command_binds_localhost_and_names_the_model(vllm):

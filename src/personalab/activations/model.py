@@ -76,6 +76,8 @@ def load(model_id: str, dtype: str = "float32") -> LocalModel:
     spec = check_local(model_id)
     path = checkpoint_dir(spec)
     tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left")
+    if spec.template_file:  # the template vLLM (chat mode) or the client (completion mode) applies
+        tokenizer.chat_template = spec.template_file.read_text()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).eval()

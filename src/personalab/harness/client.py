@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import threading
 import time
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from personalab.harness.cache import GenerationCache, cache_key
 from personalab.harness.server import Endpoint, ServeError, check_endpoint
+from personalab.harness.templates import render_chat
 
 Message = Mapping[str, str]
 _ROLES = ("system", "user", "assistant")
@@ -192,9 +194,11 @@ class Harness:
         """What every response records about the model and server (never the endpoint's API key)."""
         spec = self.endpoint.spec
         server = self.endpoint.server
+        template = spec.template_file
         return {"model_id": spec.id, "model_name": spec.display_name, "weight_sha256": spec.sha256,
                 "hf_id": spec.hf_id, "vllm_version": server.get("vllm_version"), "device": server.get("device"),
-                "served_name": self.endpoint.served_name}
+                "served_name": self.endpoint.served_name, "model_mode": spec.mode,
+                "chat_template": {"file": template.name, "sha256": spec.template_sha256} if template else None}
 
     # -- public API -------------------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest], desc: str = "generate") -> list[Generation]:
@@ -284,10 +288,16 @@ class Harness:
                 if attempt == self.max_retries:
                     if isinstance(err, (openai.APIConnectionError, openai.APITimeoutError)):
                         raise _ServerGone(type(err).__name__) from err
-                    raise GenerationError(f"A request failed {attempt + 1} times: {err}") from err
+                    raise GenerationError(_sentence(f"A request failed {attempt + 1} times: {err}")) from err
+                await asyncio.sleep(self.backoff_s * 2**attempt * (0.5 + random.random()))
+            except (json.JSONDecodeError, _Malformed) as err:  # a 200 whose body is not JSON, or not a completion
+                if attempt == self.max_retries:
+                    what = f"invalid JSON: {err}" if isinstance(err, json.JSONDecodeError) else str(err)
+                    raise GenerationError(f"The server answered a request {attempt + 1} times with a body that is not "
+                                          f"an OpenAI completion ({what}); nothing of it was cached.") from err
                 await asyncio.sleep(self.backoff_s * 2**attempt * (0.5 + random.random()))
             except openai.BadRequestError as err:
-                raise GenerationError(f"The server rejected a request: {err.message}") from err
+                raise GenerationError(_sentence(f"The server rejected a request: {err.message}")) from err
         raise AssertionError("unreachable")
 
     async def _call(self, client: openai.AsyncOpenAI, req: GenRequest, base: dict[str, Any]) -> dict[str, Any]:
@@ -296,14 +306,18 @@ class Harness:
                                   "max_tokens": s.max_tokens, "n": s.n}
         if self.send_seed:
             common["seed"] = s.seed
-        if s.stop:
-            common["stop"] = list(s.stop)
+        stop = list(s.stop) + [x for x in self.endpoint.spec.stop if x not in s.stop]
+        if stop:
+            common["stop"] = stop
         started_at = datetime.now(timezone.utc).isoformat()
         t0 = time.perf_counter()
-        if req.prompt is not None:
-            resp = await client.completions.create(prompt=req.prompt, logprobs=s.top_logprobs if s.logprobs else None,
+        prompt = req.prompt
+        if prompt is None and self.endpoint.spec.mode == "completion":  # a base model's chat, rendered here
+            prompt = render_chat(self.endpoint.spec, req.messages)
+        if prompt is not None:
+            resp = await client.completions.create(prompt=prompt, logprobs=s.top_logprobs if s.logprobs else None,
                                                    extra_body={"ignore_eos": True} if s.ignore_eos else None, **common)
-            choices = sorted(resp.choices, key=lambda c: c.index)
+            choices = _choices(resp, s.n, "text")
             texts = [c.text for c in choices]
             logprobs = [_completion_logprobs(c.logprobs) for c in choices] if s.logprobs else []
         else:
@@ -313,7 +327,7 @@ class Harness:
             resp = await client.chat.completions.create(
                 messages=[dict(m) for m in req.messages], logprobs=s.logprobs or None,
                 top_logprobs=s.top_logprobs or None, extra_body=extra or None, **common)
-            choices = sorted(resp.choices, key=lambda c: c.index)
+            choices = _choices(resp, s.n, "message")
             texts = [c.message.content or "" for c in choices]
             logprobs = [_logprob_record(c.logprobs.content if c.logprobs else None) for c in choices] if s.logprobs else []
         latency = time.perf_counter() - t0
@@ -325,7 +339,7 @@ class Harness:
             "completion_tokens": usage.completion_tokens if usage else 0,
             "latency_s": latency,
             "logprobs": logprobs,
-            "provenance": {**base, "sampling": asdict(s), "seed": s.seed, "seed_sent": self.send_seed, "mode": "completion" if req.prompt else "chat",
+            "provenance": {**base, "sampling": asdict(s), "seed": s.seed, "seed_sent": self.send_seed, "mode": "completion" if prompt is not None else "chat",
                            "prefill": req.is_prefill, "started_at": started_at,
                            "finished_at": datetime.now(timezone.utc).isoformat()},
         }
@@ -333,6 +347,30 @@ class Harness:
 
 class _ServerGone(Exception):
     """Internal: the endpoint stopped answering (connection refused or timed out after retries)."""
+
+
+class _Malformed(Exception):
+    """Internal: the server answered with a body that is not a completion (retried like a server error)."""
+
+
+def _choices(resp: Any, n: int, part: str) -> list[Any]:
+    """The ``n`` choices of a completion in index order, each with its ``part`` (``text`` or ``message``); anything
+    else (a text body, no ``choices``, too few of them) raises :class:`_Malformed` before a record is made."""
+    if isinstance(resp, str):
+        raise _Malformed(f"a text body starting {resp[:40]!r}")
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list):
+        raise _Malformed("no 'choices' in it")
+    if len(choices) != n:
+        raise _Malformed(f"{len(choices)} choice(s) where n={n} were asked for")
+    if any(not isinstance(getattr(c, "index", None), int) or getattr(c, part, None) is None for c in choices):
+        raise _Malformed(f"a choice without an index or a {part}")
+    return sorted(choices, key=lambda c: c.index)
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in a full stop, so the cache summary appended to a GenerationError reads as a new sentence."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _run_in_thread(coro: Any) -> Any:

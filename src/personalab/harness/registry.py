@@ -20,6 +20,11 @@ from personalab.paths import models_dir, repo_path
 
 Kind = Literal["embedded", "hub", "remote", "trained"]
 _KINDS: tuple[str, ...] = ("embedded", "hub", "remote", "trained")
+Mode = Literal["chat", "completion"]
+_MODES: tuple[str, ...] = ("chat", "completion")
+#: The template a ``mode: completion`` entry renders chat requests with when it names none of its own.
+PLAIN_TEMPLATE = "experiments/chat_templates/plain.jinja"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: The marker file a finished checkpoint folder holds (written last, so its presence means "complete").
 MARKER = "personalab.json"
@@ -97,7 +102,25 @@ class ModelSpec:
     serve_args: tuple[str, ...] = ()
     role: str = ""
     training: TrainingSpec | None = None
+    chat_template: str | None = None
+    mode: Mode = "chat"
+    stop: tuple[str, ...] = ()
+    verified: str | None = None
+    size_mb: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def template_file(self) -> Path | None:
+        """The chat template this project applies to the model (its entry's, or the plain one in completion mode);
+        None when the tokenizer's own template is used."""
+        relative = self.chat_template or (PLAIN_TEMPLATE if self.mode == "completion" else None)
+        return repo_path(*Path(relative).parts) if relative else None
+
+    @property
+    def template_sha256(self) -> str | None:
+        """sha256 of :attr:`template_file`'s text (recorded in provenance and in the cache key), or None."""
+        path = self.template_file
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
 
     @property
     def is_local(self) -> bool:
@@ -109,11 +132,16 @@ class ModelSpec:
         """What identifies the weights in cache keys and provenance (sha256, else the hub/served name).
 
         A trained model is identified by the artefact key its training marker records (base weights, data, recipe,
-        hyper-parameters, seed), so replies of a retrained mask never come from the old mask's cache entries.
+        hyper-parameters, seed), so replies of a retrained mask never come from the old mask's cache entries. A chat
+        template or completion mode set in the registry adds the template's hash.
         """
-        if self.kind == "trained":
-            return trained_artefact_key(self) or f"untrained:{self.id}"
-        return self.sha256 or self.hf_id or self.served_name or self.id
+        weights = (trained_artefact_key(self) or f"untrained:{self.id}" if self.kind == "trained"
+                   else self.sha256 or self.hf_id or self.served_name or self.id)
+        # A template of the project's own, completion mode or stop strings change every reply: part of the identity.
+        if self.template_file or self.stop:
+            prompting = json.dumps([self.mode, self.template_sha256, list(self.stop)])
+            weights += f"+{self.mode}:{hashlib.sha256(prompting.encode()).hexdigest()[:16]}"
+        return weights
 
 
 @dataclass(frozen=True)
@@ -164,7 +192,35 @@ def _training(model_id: str, entry: dict[str, Any], known: dict[str, Any], sourc
     return TrainingSpec(base=base, base_sha256=str(known[base]["sha256"]), recipe=recipe, seed=seed, hyper=checked)
 
 
-_TRAINED_KEYS = frozenset({"kind", "display_name", "role", "max_model_len", "serve_args", "base", "recipe", "seed"})
+_TRAINED_KEYS = frozenset({"kind", "display_name", "role", "max_model_len", "serve_args", "base", "recipe", "seed",
+                           "chat_template", "mode", "stop"})
+
+
+def _prompting(model_id: str, entry: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Validate how chat requests reach the model: ``chat_template`` (a file in the repository), ``mode``, ``stop``."""
+    mode = entry.get("mode", "chat")
+    if entry.get("kind") == "trained" and ("chat_template" in entry or "mode" in entry):
+        raise RegistryError(f"{source}: trained model {model_id!r} is trained and served with its base's tokenizer "
+                            "template; give chat_template or mode to the base model instead.")
+    if mode not in _MODES:
+        raise RegistryError(f"{source}: model {model_id!r} has mode {mode!r}; expected one of {', '.join(_MODES)}.")
+    template = entry.get("chat_template")
+    if template is not None:
+        if not isinstance(template, str) or not repo_path(*Path(template).parts).is_file():
+            raise RegistryError(f"{source}: model {model_id!r} names chat_template {template!r}, which is not a file "
+                                f"of the repository (e.g. {PLAIN_TEMPLATE}).")
+    stop = entry.get("stop") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise RegistryError(f"{source}: model {model_id!r} has stop {stop!r}; expected a list of non-empty strings.")
+    verified = entry.get("verified")
+    if verified is not None and not _DATE.match(str(verified)):
+        raise RegistryError(f"{source}: model {model_id!r} has verified {verified!r}; expected the date it was "
+                            "last pulled and checked, as YYYY-MM-DD.")
+    size = entry.get("size_mb")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise RegistryError(f"{source}: model {model_id!r} has size_mb {size!r}; expected a whole number of megabytes.")
+    return {"chat_template": template, "mode": mode, "stop": tuple(stop),
+            "verified": str(verified) if verified is not None else None, "size_mb": size}
 
 
 def _expand_parts(model_id: str, entry: dict[str, Any]) -> tuple[WheelPart, ...]:
@@ -217,6 +273,7 @@ def parse_registry(data: Any, source: Path) -> Registry:
             serve_args=tuple(str(a) for a in entry.get("serve_args") or ()),
             role=entry.get("role", ""),
             training=_training(model_id, entry, data["models"], source) if kind == "trained" else None,
+            **_prompting(model_id, entry, source),
         )
         if kind == "embedded" and not spec.sha256:
             raise RegistryError(f"{source}: embedded model {model_id!r} needs the sha256 of its assembled GGUF.")
@@ -242,7 +299,13 @@ def load_registry(path: Path | None = None) -> Registry:
     if not path.exists():
         raise RegistryError(f"No model registry at {path} (set PERSONALAB_MODELS to point at one).")
     with path.open() as fh:
-        return parse_registry(yaml.safe_load(fh), path)
+        try:
+            data = yaml.safe_load(fh)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise RegistryError(f"{path} is not valid YAML ({getattr(err, 'problem', None) or 'unreadable'}{where}).") from None
+    return parse_registry(data, path)
 
 
 def get_model(model_id: str | None = None) -> ModelSpec:

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import httpx
 
-from personalab.harness.models import checkpoint_dir, is_pulled, pull
+from personalab.harness.models import check_can_chat, checkpoint_dir, is_pulled, pull
 from personalab.paths import data_dir, logs_dir
 from personalab.harness.registry import ModelSpec, get_model
 
@@ -197,6 +197,7 @@ class VLLMServer:
         if self.spec.is_local:
             if not is_pulled(self.spec):
                 raise ServeError(f"{self.spec.id} is not pulled yet: run `personalab models pull {self.spec.id}`.")
+            check_can_chat(self.spec)
             weights = str(checkpoint_dir(self.spec))
         elif self.spec.kind == "hub":
             weights = self.spec.hf_id or ""
@@ -207,6 +208,8 @@ class VLLMServer:
                "--seed", "0", "--disable-uvicorn-access-log"]
         if self.spec.max_model_len:
             cmd += ["--max-model-len", str(self.spec.max_model_len)]
+        if self.spec.mode == "chat" and self.spec.template_file:  # completion mode renders chats in the client
+            cmd += ["--chat-template", str(self.spec.template_file)]
         extra = list(self.spec.serve_args) + self.extra_args
         if self.device == "cpu":
             cmd += ["--enforce-eager", "--dtype", cpu_dtype()]
