@@ -60,9 +60,13 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, object]:
     params: dict[str, object] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"--param expects key=value, got {pair!r}.")
+            raise ValueError(f"--param expects key=value, got {pair!r}.")
         key, value = pair.split("=", 1)
-        params[key.strip()] = yaml.safe_load(value)
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--param {key.strip()}: {value!r} is not a YAML value (quote a string, or write a "
+                             "list as [a, b]).") from None
     return params
 
 

@@ -11,7 +11,7 @@ A type is alternatives separated by ``or``. Each alternative is ``None``, ``bool
 (optionally with an inclusive range ``[a,b]``, ``[a,]`` or ``[,b]`` of whole numbers), ``choice[a,b]`` (one of
 these strings), ``list[T]`` (a non-empty list of T), or a named domain checked against the project's registries:
 ``split`` (a request split), ``judge`` (a registered judge), ``wrapper`` (a registered attack wrapper), ``model``
-(a registry id), ``strategy`` (a wisdom-handicap strategy) and ``url`` (an http(s) base URL). The annotation is a
+(a registry id), ``localmodel`` (a registry id with local weights, for the activations notebooks), ``strategy`` (a wisdom-handicap strategy) and ``url`` (an http(s) base URL). The annotation is a
 plain string, so the cell still runs as ordinary Python and papermill injects values as usual. The grammar uses
 only letters, digits, brackets, commas and spaces because papermill recognises a parameter line only when its
 annotation has no other characters (otherwise it warns "Passed unknown parameter" and lists nothing).
@@ -60,12 +60,19 @@ def _models() -> tuple[str, ...]:
     return tuple(load_registry().models)
 
 
+def _local_models() -> tuple[str, ...]:
+    from personalab.harness.registry import load_registry
+
+    return tuple(m.id for m in load_registry().models.values() if m.is_local)
+
+
 #: Named domains: what each name accepts, described for the error message.
 DOMAINS: dict[str, tuple[str, Callable[[], tuple[str, ...]]]] = {
     "split": ("a request split", _splits),
     "judge": ("a registered judge", _judges),
     "wrapper": ("a registered attack wrapper", _wrappers),
     "model": ("a model id of experiments/models.yaml", _models),
+    "localmodel": ("a model of experiments/models.yaml with local weights (embedded or trained)", _local_models),
     "strategy": ("a wisdom-handicap strategy", _strategies),
 }
 

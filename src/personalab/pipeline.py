@@ -22,6 +22,7 @@ import yaml
 from personalab.outputs import STAGE_ENV, figures_dir_for, output_root, published, results_dir_for
 from personalab.paths import REPO_ROOT, repo_path
 from personalab.harness.cache import GenerationCache
+from personalab.harness.models import check_can_chat
 from personalab.harness.registry import get_model, load_registry
 from personalab.harness.server import serve
 from personalab.parameters import Parameter, check_values, parameters_of_cell
@@ -51,22 +52,57 @@ def executed_path(name: str, model_id: str) -> Path:
     return EXECUTED_DIR / name / f"{model_id}.ipynb"
 
 
-def _publish(stage: Path, relative: Path, final: Path | None = None) -> None:
+def _publish(stage: Path, relative: Path | Sequence[Path], final: Path | Sequence[Path | None] | None = None) -> None:
     """Replace ``final`` (a file or folder; default ``relative`` in the repository) with the staged version of
-    ``relative``, if one was written."""
-    staged, final = stage / relative, final or REPO_ROOT / relative
-    if not staged.exists():
-        return
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if staged.is_dir():
-        backup = final.with_name(f".{final.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        if final.exists():
-            final.replace(backup)
-        staged.replace(final)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(staged, final)
+    ``relative``, if one was written; given lists of both, all of them or none.
+
+    Publishing is renames only: each final goes to a hidden backup beside it, then its staged version takes its place.
+    If any step fails (a full disk, a read-only folder), every rename already done is undone in reverse, so the
+    previous outputs are exactly as they were, and an :class:`ExperimentError` says what happened. The backups are
+    deleted once everything is in place.
+    """
+
+    def remove(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    if isinstance(relative, (str, os.PathLike)):
+        relative, final = [Path(relative)], [final]  # type: ignore[list-item]
+    finals = list(final) if final is not None else [None] * len(relative)  # type: ignore[arg-type]
+    renames: list[tuple[Path, Path]] = []  # (from, to), in the order done
+    backups: list[Path] = []
+    created: list[Path] = []  # folders made for outputs published for the first time, outermost first
+    target = stage
+    try:
+        for rel, fin in zip(relative, finals):
+            staged, target = stage / rel, Path(fin) if fin is not None else REPO_ROOT / rel
+            if not staged.exists():
+                continue
+            created += reversed([d for d in target.parents if not d.exists()])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            backup = target.with_name(f".{target.name}.old")
+            remove(backup)
+            if target.exists():
+                target.replace(backup)
+                renames.append((target, backup))
+                backups.append(backup)
+            staged.replace(target)
+            renames.append((staged, target))
+    except OSError as err:
+        stuck = []
+        for source, dest in reversed(renames):
+            try:
+                dest.replace(source)
+            except OSError:
+                stuck.append(f"{source} is at {dest}")
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        outcome = ("nothing was published and the previous outputs are unchanged" if not stuck else
+                   f"nothing was published, but not everything could be put back ({'; '.join(stuck)})")
+        raise ExperimentError(f"Could not publish {target} ({reason}); {outcome}.") from err
+    for backup in backups:
+        remove(backup)
 
 
 def declared_parameters(source: Path) -> dict[str, Parameter]:
@@ -88,6 +124,18 @@ def _check_params(source: Path, params: Mapping[str, Any]) -> None:
     """Reject unknown parameters (a typo would otherwise be silently ignored) and values outside their declared
     types, before a server or a kernel starts."""
     check_values(source.stem, declared_parameters(source), params)
+
+
+def _check_writable(name: str, model_id: str) -> None:
+    """Refuse, before any work, a run whose outputs could not be published: the nearest existing folder of the
+    staging folder and of each output's folder must be writable."""
+    outputs = (executed_path(name, model_id), results_dir_for(name, model_id), figures_dir_for(name, model_id))
+    for folder in (output_root() / ".personalab" / "staging", *(published(p).parent for p in outputs)):
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ExperimentError(f"{folder} is not writable, so {name} on {model_id} could not be published; make it "
+                                  "writable (or point PERSONALAB_OUTPUT_ROOT at another folder) and run again.")
 
 
 class _NeedsServer(Exception):
@@ -208,7 +256,12 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
     source = notebook_source(name)
     spec = get_model(model_id)
     params = {"model_id": spec.id, **(params or {})}
+    if params["model_id"] != spec.id:
+        raise ValueError(f"{name}: the model is chosen with --model (or a run's models), not the model_id parameter; "
+                         f"got model_id={params['model_id']!r} for a run on {spec.id}.")
     _check_params(source, params)
+    _check_writable(name, spec.id)  # a read-only output folder is reported now, not after the whole run
+    check_can_chat(spec)  # a pulled base model with no chat template is refused before any kernel or server
     GenerationCache().close()  # a damaged cache file is reported now, not from inside a notebook cell
     outputs = [executed_path(name, spec.id), results_dir_for(name, spec.id), figures_dir_for(name, spec.id)]
     work_root = output_root() / ".personalab" / "staging"  # beside the final folders: publishing is a rename
@@ -233,8 +286,7 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
                         if not holder.revive():  # every finished generation is cached: a rerun repeats none
                             raise
         _title_with_model(stage / outputs[0], spec.id)
-        for relative in outputs:
-            _publish(stage, relative, published(relative))
+        _publish(stage, outputs, [published(relative) for relative in outputs])  # all three or none
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     print(f"== {name} on {spec.id}: done in {time.time() - started:.0f} s ==", flush=True)
@@ -249,20 +301,35 @@ TIERS: tuple[str, ...] = ("main", "extended")
 def load_config(path: Path | str | None = None) -> list[dict[str, Any]]:
     """The list of runs that regenerate every figure (``experiments/config.yaml``), validated."""
     path = Path(path) if path else repo_path("experiments", "config.yaml")
-    data = yaml.safe_load(path.read_text())
+    if not path.is_file():
+        raise ValueError(f"No run configuration at {path}.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path} is not valid YAML ({getattr(err, 'problem', None) or 'unreadable'}{where}).") from None
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"{path}: expected a non-empty 'runs' list.")
     registry = load_registry()
-    for run in runs:
-        source = notebook_source(run.get("experiment", ""))
+    for i, run in enumerate(runs, start=1):
+        if not isinstance(run, dict) or not isinstance(run.get("experiment"), str):
+            raise ValueError(f"{path}: run {i} must be a mapping with an experiment (one of: "
+                             f"{', '.join(experiment_names())}), got {run!r}.")
+        source = notebook_source(run["experiment"])
         params = run.get("params") or {}
         if not isinstance(params, dict):
             raise ValueError(f"{path}: the params of {source.stem} must be a mapping of name: value.")
+        if "model_id" in params:
+            raise ValueError(f"{path}: the params of {source.stem} set model_id; list the models under models instead.")
         if run.get("tier", "main") not in TIERS:
             raise ValueError(f"{path}: the run of {source.stem} has tier {run.get('tier')!r}; expected one of: "
                              f"{', '.join(TIERS)}.")
-        for model in run.get("models") or [registry.default]:
+        models = run.get("models") or [registry.default]
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ValueError(f"{path}: the models of {source.stem} must be a list of model ids, got {models!r}.")
+        for model in models:
             registry.get(model)
             _check_params(source, {"model_id": model, **params})
     return runs
