@@ -198,7 +198,12 @@ def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequenc
     """Every repetition's runs, checked against the notebooks' declared parameters (also returned)."""
     runs = load_config(config)
     check_inputs(seeds, temperature, only, [r["experiment"] for r in runs])
-    runs = [r for r in runs if not only or r["experiment"] in only]
+    models, single = claim_models()
+    # Only runs the claim table reads are repeated (not the masks', nor the base-model example's).
+    default = load_registry().default
+    runs = [{**r, "models": [m for m in r.get("models") or [default] if m in models or m == single]} for r in runs
+            if not only or r["experiment"] in only]
+    runs = [r for r in runs if r["models"]]
     declared = {r["experiment"]: declared_parameters(notebook_source(r["experiment"])) for r in runs}
     if temperature is not None and not any("temperature" in d for d in declared.values()):
         raise ValueError(f"stability: none of {', '.join(declared)} declares a temperature parameter, so "
