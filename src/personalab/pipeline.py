@@ -164,7 +164,7 @@ def _execute(source: Path, target: Path, stage: Path, params: Mapping[str, Any],
     except papermill.PapermillExecutionError as err:
         if cache_only and err.ename == "CacheMiss":
             raise _NeedsServer() from None
-        raise ExperimentError(f"{source.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
+        raise ExperimentError(f"{source.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue.rstrip('.')}. "
                               "Nothing was published; previous results are unchanged.") from None
     finally:
         for key, value in previous.items():

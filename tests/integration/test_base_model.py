@@ -1,10 +1,9 @@
 """Base models on a real vLLM server: gemma-3-270m (no chat template of its own) served through the registry's
-plain template, and completion mode (the client renders chats) against the tiny SmolLM2 server; plus every
-registry pin under a size limit re-downloaded and re-hashed."""
+plain template; plus every registry pin under a size limit re-downloaded and re-hashed. (Completion mode against
+the shared SmolLM2 server is in test_vllm.py, which owns that server's fixture.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -13,10 +12,7 @@ from personalab.harness.cache import GenerationCache
 from personalab.harness.client import GenRequest, Harness, Sampling
 from personalab.harness.models import assemble_gguf, download_wheels, read_marker
 from personalab.harness.registry import load_registry
-from personalab.harness.server import Endpoint, serve
-from personalab.harness.templates import render_chat
-
-from .conftest import TEST_MODEL
+from personalab.harness.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -55,20 +51,3 @@ def test_base_model_is_served_through_the_plain_template(integration_data, tmp_p
         assert gen.provenance["chat_template"]["file"] == "plain.jinja"
         assert gen.provenance["chat_template"]["sha256"] == spec.template_sha256
     assert plain.texts[0] != prefilled.texts[0]
-
-
-def test_completion_mode_renders_chats_for_a_real_server(endpoint, tmp_path):
-    """The same SmolLM2 server, asked through a completion-mode entry: chats arrive at /v1/completions as the
-    plain template's text, and the prompt token count matches that text, not the tokenizer's own chat template."""
-    spec = dataclasses.replace(endpoint.spec, mode="completion", stop=("\nUser:",))
-    ep = Endpoint(spec, endpoint.base_urls, endpoint.served_name, endpoint.api_key_env, endpoint.server)
-    chat_ep = Harness(endpoint, cache=GenerationCache(tmp_path / "a.sqlite"), progress=False)
-    completion_ep = Harness(ep, cache=GenerationCache(tmp_path / "b.sqlite"), progress=False)
-    sampling = Sampling(temperature=0.0, max_tokens=32)
-    as_chat = chat_ep.generate([GenRequest.chat(ASK, sampling)])[0]
-    as_text = completion_ep.generate([GenRequest.chat(ASK, sampling)])[0]
-    raw = chat_ep.generate([GenRequest.completion(render_chat(spec, ASK), sampling)])[0]
-    assert as_text.provenance["mode"] == "completion" and as_chat.provenance["mode"] == "chat"
-    assert as_text.prompt_tokens == raw.prompt_tokens != as_chat.prompt_tokens
-    assert as_text.texts[0] == raw.texts[0].split("\nUser:")[0] and "\nUser:" not in as_text.texts[0]
-    assert spec.weight_id != endpoint.spec.weight_id and TEST_MODEL in spec.id

@@ -29,6 +29,7 @@ def scratch_repo(tmp_path_factory) -> Path:
     (root / "experiments").mkdir()
     for name in (f"{EXPERIMENT}.md", "models.yaml", "config.yaml"):
         shutil.copy(REPO_ROOT / "experiments" / name, root / "experiments" / name)
+    shutil.copytree(REPO_ROOT / "experiments" / "chat_templates", root / "experiments" / "chat_templates")
     return root
 
 

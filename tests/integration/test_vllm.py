@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from personalab.harness.cache import GenerationCache
 from personalab.harness.client import GenRequest, Harness, Sampling
 from personalab.harness.models import checkpoint_dir, is_pulled, pull
 from personalab.harness.registry import get_model
-from personalab.harness.server import ServeError, find_running, served_models
+from personalab.harness.server import Endpoint, ServeError, find_running, served_models
+from personalab.harness.templates import render_chat
 
 from .conftest import TEST_MODEL
 
@@ -74,3 +77,23 @@ def test_model_not_served_fails_fast(endpoint):
     wrong = replace(endpoint, served_name="no-such-model")
     with pytest.raises(ServeError, match="does not serve 'no-such-model'"):
         Harness(wrong)
+
+
+COMPLETION_ASK = [{"role": "user", "content": "Write a short note to my teacher saying I was ill yesterday."}]
+
+
+def test_completion_mode_renders_chats_for_a_real_server(endpoint, tmp_path):
+    """The same SmolLM2 server, asked through a completion-mode entry: chats arrive at /v1/completions as the
+    plain template's text, and the prompt token count matches that text, not the tokenizer's own chat template."""
+    spec = dataclasses.replace(endpoint.spec, mode="completion", stop=("\nUser:",))
+    ep = Endpoint(spec, endpoint.base_urls, endpoint.served_name, endpoint.api_key_env, endpoint.server)
+    chat_ep = Harness(endpoint, cache=GenerationCache(tmp_path / "a.sqlite"), progress=False)
+    completion_ep = Harness(ep, cache=GenerationCache(tmp_path / "b.sqlite"), progress=False)
+    sampling = Sampling(temperature=0.0, max_tokens=32)
+    as_chat = chat_ep.generate([GenRequest.chat(COMPLETION_ASK, sampling)])[0]
+    as_text = completion_ep.generate([GenRequest.chat(COMPLETION_ASK, sampling)])[0]
+    raw = chat_ep.generate([GenRequest.completion(render_chat(spec, COMPLETION_ASK), sampling)])[0]
+    assert as_text.provenance["mode"] == "completion" and as_chat.provenance["mode"] == "chat"
+    assert as_text.prompt_tokens == raw.prompt_tokens != as_chat.prompt_tokens
+    assert as_text.texts[0] == raw.texts[0].split("\nUser:")[0] and "\nUser:" not in as_text.texts[0]
+    assert spec.weight_id != endpoint.spec.weight_id and TEST_MODEL in spec.id

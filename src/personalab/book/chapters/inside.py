@@ -89,3 +89,20 @@ def axis_numbers(base: str) -> dict[str, str]:
     out["axis_n_for"] = str(int((summary["hi"] < 0).sum()))
     out["axis_n_models"] = str(len(summary))
     return out
+
+
+def probe_numbers(base: str) -> dict[str, str]:
+    """Formatted strings of the probe notebook (keys without the chapter's prefix): within-family AUCs and the
+    probe-minus-words difference per model."""
+    d = results_dir_for("probe", base)
+    aucs = read_table(d / "auc.csv")
+    diffs = read_table(d / "difference.csv").set_index("model")
+    out = {"probe_n_rows": str(int(aucs["n_rows"].iloc[0])), "probe_n_items": str(int(aucs["n_items"].iloc[0])),
+           "probe_n_families": str(int(aucs["n_families"].iloc[0]))}
+    for _, r in aucs.iterrows():
+        out[f"probe_{key_of(r['model'], base)}_{r['score']}"] = f"{r['auc']:.2f} (95% CI {r['lo']:.2f} to {r['hi']:.2f})"
+    for model, r in diffs.iterrows():
+        out[f"probe_{key_of(model, base)}_diff"] = f"{r['difference']:+.2f} (95% CI {r['lo']:+.2f} to {r['hi']:+.2f})"
+    out["probe_n_above"] = str(int((diffs["lo"] > 0).sum()))
+    out["probe_n_models"] = str(len(diffs))
+    return out
