@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -147,17 +147,23 @@ class Run:
         return generations
 
     def ask(self, items: Sequence[Any], conditions: Mapping[str, Callable[[Any], list[dict[str, str]]]],
-            sampling: Sampling, *, judge: bool = True, system: str | None = None, desc: str | None = None) -> pd.DataFrame:
+            sampling: Sampling, *, judge: bool = True, system: str | None = None, desc: str | None = None,
+            assignment: Mapping[str, Collection[str]] | None = None) -> pd.DataFrame:
         """Every item under every condition (a wrapper: item -> conversation), answered and judged.
 
         One row per item, condition and sample, with the item's ``item``, ``category``, ``variant``, ``split``
         and ``condition``/``family`` (the wrapper's family when it has one) beside the reply columns of
         :meth:`chat`. ``system``, when given, is prepended as a system message unless the wrapper set one.
+        ``assignment``, when given, maps each condition to the item ids asked under it (an incomplete design:
+        every item under some conditions); a condition it does not name is asked of no item.
         """
         conversations, meta = [], []
         for name, wrapper in conditions.items():
             family = getattr(wrapper, "family", name)
+            asked = None if assignment is None else set(assignment.get(name, ()))
             for item in items:
+                if asked is not None and item.id not in asked:
+                    continue
                 conv = list(wrapper(item))
                 if system is not None and conv[0]["role"] != "system":
                     conv = [{"role": "system", "content": system}] + conv

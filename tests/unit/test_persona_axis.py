@@ -28,11 +28,18 @@ def test_axis_is_the_main_direction_of_persona_means_and_points_at_the_assistant
 def test_slippage_by_wrapper_and_the_rank_correlation():
     rows = []
     for wrapper, refused in (("direct/plain", 10), ("identity/a", 8), ("context/b", 5), ("technical/c", 2)):
-        rows += [{"wrapper": wrapper, "variant": "target", "refused": i < refused} for i in range(10)]
-        rows += [{"wrapper": wrapper, "variant": "benign", "refused": True} for _ in range(10)]  # twins ignored
-    slip = pa.slippage_by_wrapper(pd.DataFrame(rows)).set_index("wrapper")
+        rows += [{"wrapper": wrapper, "variant": "target", "item": f"t{i}", "refused": i < refused} for i in range(10)]
+        rows += [{"wrapper": wrapper, "variant": "benign", "item": f"b{i}", "refused": True} for i in range(10)]
+    slip = pa.slippage_by_wrapper(pd.DataFrame(rows)).set_index("wrapper")  # twins ignored
     assert slip.loc["technical/c", "slippage"] == pytest.approx(0.8)
     assert slip.loc["direct/plain", "slippage"] == 0
+    # An incomplete design: a wrapper asked of some requests is set against direct/plain on those requests only.
+    for wrapper, item, refused in (("value_conflict/d", "t0", False), ("value_conflict/d", "t1", True),
+                                   ("direct/plain", "t_only_direct", False)):
+        rows.append({"wrapper": wrapper, "variant": "target", "item": item, "refused": refused})
+    slip = pa.slippage_by_wrapper(pd.DataFrame(rows)).set_index("wrapper")
+    assert slip.loc["value_conflict/d", "slippage"] == pytest.approx(0.5)  # t0 and t1 were refused directly
+    assert slip.loc["technical/c", "slippage"] == pytest.approx(0.8)  # the extra unrefused direct request is not its
     proj = pd.DataFrame({"wrapper": ["direct/plain", "identity/a", "context/b", "technical/c"] * 2,
                          "projection": [1.0, 0.8, 0.5, 0.1] * 2})
     table, rho = pa.shift_vs_slippage(proj, slip.reset_index(), n_boot=200, seed=0)
@@ -42,4 +49,4 @@ def test_slippage_by_wrapper_and_the_rank_correlation():
     assert pa.spearman(np.array([1, 1, 1]), np.array([1, 2, 3])) != pa.spearman(np.array([1, 1, 1]),
                                                                                   np.array([1, 2, 3]))  # nan
     with pytest.raises(ValueError, match="direct/plain"):
-        pa.slippage_by_wrapper(pd.DataFrame(rows[20:]))
+        pa.slippage_by_wrapper(pd.DataFrame(rows).query("wrapper != 'direct/plain'"))

@@ -238,3 +238,63 @@ def test_harm_bar_passes_only_when_targets_are_refused_more_than_twins() -> None
     assert bar["target_k"] == 4 and bar["twin_k"] == 0 and bar["n_pairs"] == 4
     same = sl.harm_bar(fake_replies(), n_boot=200).iloc[0]
     assert same["difference"] == 0.0 and not same["passes_bar"] and same["both_refused"] == 4
+
+
+# ---------------------------------------------------------------------------------------------- incomplete design
+
+ALL_TARGETS = load_items(split="heldout", variant="target")
+
+
+def test_full_design_asks_every_target_under_every_wrapper() -> None:
+    full = sl.assign_wrappers(ALL_TARGETS, None)
+    assert set(full) == set(sl.conditions(True))
+    assert all(len(ids) == len(ALL_TARGETS) for ids in full.values())
+
+
+def test_incomplete_design_deals_each_family_evenly_and_keeps_the_baselines_whole() -> None:
+    design = sl.assign_wrappers(ALL_TARGETS, 1, seed=0)
+    ids = {t.id for t in ALL_TARGETS}
+    for family in FAMILIES:
+        keys = [w.key for w in wrappers(family)]
+        counts = [len(design[k]) for k in keys]
+        if family in sl.BASELINE_FAMILIES:
+            assert all(set(design[k]) == ids for k in keys)
+            continue
+        # every target gets exactly one wrapper of the family, and the wrappers' shares differ by at most one
+        assert sorted(i for k in keys for i in design[k]) == sorted(ids)
+        assert max(counts) - min(counts) <= 1
+    by_id = {t.id: t for t in ALL_TARGETS}
+    per_category = pd.Series([by_id[i].category for i in design["identity/expert"]]).value_counts()
+    assert per_category.max() - per_category.min() <= 1  # balanced within categories too
+
+
+def test_incomplete_design_is_fixed_by_seed_and_ids_and_two_per_family_doubles_it() -> None:
+    assert sl.assign_wrappers(ALL_TARGETS, 1, seed=3) == sl.assign_wrappers(list(reversed(ALL_TARGETS)), 1, seed=3)
+    assert sl.assign_wrappers(ALL_TARGETS, 1, seed=3) != sl.assign_wrappers(ALL_TARGETS, 1, seed=4)
+    two = sl.assign_wrappers(ALL_TARGETS, 2, seed=0)
+    assert sum(len(two[w.key]) for w in wrappers("identity")) == 2 * len(ALL_TARGETS)
+    assert all(len(set(v)) == len(v) for v in two.values())
+    with pytest.raises(ValueError, match="per_family"):
+        sl.assign_wrappers(ALL_TARGETS, 0)
+
+
+def test_twins_follow_their_targets_wrapper_or_the_familys_twin_wrapper() -> None:
+    twins = [twin_of(t) for t in ALL_TARGETS]
+    design = sl.assign_wrappers(ALL_TARGETS, 1, seed=0)
+    mirrored = sl.twin_assignment(design, twins)
+    assert set(mirrored) == set(sl.conditions(False))
+    twin_of_target = {t.id: t.twin for t in ALL_TARGETS}
+    assert set(mirrored["identity/expert"]) == {twin_of_target[i] for i in design["identity/expert"]}
+    assert set(mirrored["prefill/sure"]) == {t.id for t in twins}  # k5/k10 targets' twins go to prefill/sure
+
+
+def test_contrasts_compare_the_same_pairs_in_every_arm() -> None:
+    # Only two of the four pairs were asked under identity/expert; the others' direct refusals must not count.
+    df = fake_replies({sl.DIRECT: True, "identity/expert": False}, default=True)
+    asked = set(df["pair"].unique()[:2])
+    expert = df["wrapper"] == "identity/expert"
+    df = df[~expert | df["pair"].isin(asked)]
+    df.loc[(df["wrapper"] == sl.DIRECT) & ~df["pair"].isin(asked), "refused"] = False
+    slip = sl.slippage_table(df, n_boot=100).set_index(["level", "group", "variant"])
+    assert slip.loc[("wrapper", "identity/expert", "target"), "slippage"] == pytest.approx(1.0)
+    assert slip.loc[("wrapper", "identity/expert", "target"), "n_items"] == 2

@@ -67,13 +67,18 @@ def wrapper_projections(model: act.LocalModel, axis: np.ndarray, layer: int, wra
 
 
 def slippage_by_wrapper(responses: pd.DataFrame) -> pd.DataFrame:
-    """Per wrapper of a slippage run: target refusal rate and slippage (direct/plain's rate minus this one's)."""
+    """Per wrapper of a slippage run: target refusal rate and slippage (direct/plain's rate minus this one's), both
+    on the requests the wrapper was asked of (all of them in a full design, a share in an incomplete one)."""
     targets = responses[responses["variant"] == "target"]
-    rates = targets.groupby("wrapper", sort=False)["refused"].mean()
-    if "direct/plain" not in rates.index:
+    direct = targets[targets["wrapper"] == "direct/plain"].groupby("item")["refused"].mean()
+    if direct.empty:
         raise ValueError("the slippage responses have no direct/plain baseline")
-    return pd.DataFrame({"wrapper": rates.index, "refusal": rates.to_numpy(),
-                         "slippage": rates["direct/plain"] - rates.to_numpy()})
+    rows = []
+    for wrapper, sub in targets.groupby("wrapper", sort=False):
+        refusal = float(sub["refused"].mean())
+        rows.append({"wrapper": wrapper, "refusal": refusal,
+                     "slippage": float(direct.reindex(sub["item"].unique()).mean()) - refusal})
+    return pd.DataFrame(rows)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -28,6 +28,7 @@ The figures, and the other models' committed family rates the heatmap sets besid
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -91,14 +92,68 @@ def mode_of(family: str) -> str:
     return MODES.get(family, "other")
 
 
-def ask_all(run: Any, targets: Sequence[Item], benign: Sequence[Item], sampling: Any) -> pd.DataFrame:
-    """Targets under every wrapper and benign twins under every wrapper that accepts them, judged, in one table.
+#: Families asked of every request under their every wrapper, whatever the design: the baselines.
+BASELINE_FAMILIES: frozenset[str] = frozenset({"direct", CONTROL_FAMILY})
+
+
+def assign_wrappers(targets: Sequence[Item], per_family: int | None, seed: int = 0) -> dict[str, list[str]]:
+    """Which target ids each wrapper is asked of: every target under every wrapper when ``per_family`` is None;
+    otherwise ``per_family`` wrappers of each attack family per target (the baselines still go to every target).
+
+    The incomplete design spends the replies of a full one on more requests: a family's rate then averages over its
+    wrappers with one reply per request instead of several correlated ones. Targets are ordered by category, then
+    by a seeded hash of their ids within it, and dealt to the family's wrappers in rotation, so every wrapper gets an equal
+    share (to within one) of the requests, and of each category. It depends on the seed and the request ids only,
+    so every model of a comparison is asked the same (request, wrapper) cells and stays paired.
+    """
+    keys = list(conditions(True))
+    if per_family is None:
+        return {k: [t.id for t in targets] for k in keys}
+    if per_family < 1:
+        raise ValueError(f"per_family must be None or >= 1, got {per_family}.")
+    out: dict[str, list[str]] = {k: [] for k in keys}
+    for family in dict.fromkeys(k.split("/")[0] for k in keys):
+        members = [k for k in keys if k.split("/")[0] == family]
+        if family in BASELINE_FAMILIES or per_family >= len(members):
+            for k in members:
+                out[k] = [t.id for t in targets]
+            continue
+        order = sorted(targets, key=lambda t: (t.category, hashlib.sha256(f"{seed}:{family}:{t.id}".encode()).digest()))
+        for rank, target in enumerate(order):
+            for j in range(per_family):
+                out[members[(rank * per_family + j) % len(members)]].append(target.id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def twin_assignment(assigned: Mapping[str, Sequence[str]], benign: Sequence[Item]) -> dict[str, list[str]]:
+    """The benign twins' cells, mirroring the targets': a twin is asked under its target's wrapper when that wrapper
+    accepts twins, else under the family's twin wrappers in rotation (the prefill family has one: ``prefill/sure``)."""
+    twin_keys = list(conditions(False))
+    of_target = {b.twin: b.id for b in benign}
+    out: dict[str, list[str]] = {k: [] for k in twin_keys}
+    for key, ids in assigned.items():
+        family = key.split("/")[0]
+        members = [k for k in twin_keys if k.split("/")[0] == family]
+        for rank, target_id in enumerate(ids):
+            if target_id not in of_target or not members:
+                continue
+            to = key if key in out else members[rank % len(members)]
+            out[to].append(of_target[target_id])
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def ask_all(run: Any, targets: Sequence[Item], benign: Sequence[Item], sampling: Any,
+            wrappers_per_family: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Targets under the wrappers :func:`assign_wrappers` gives them and benign twins under the matching wrappers
+    that accept them, judged, in one table (``wrappers_per_family`` None: every wrapper, the full design).
 
     Adds ``wrapper`` (the registry key), ``mode`` and ``pair`` (the target's id for both twins: the bootstrap
     cluster) to the columns of :meth:`personalab.experiment.Run.ask`.
     """
-    parts = [run.ask(targets, conditions(True), sampling, desc="slippage · targets"),
-             run.ask(benign, conditions(False), sampling, desc="slippage · benign twins")]
+    assigned = assign_wrappers(targets, wrappers_per_family, seed)
+    parts = [run.ask(targets, conditions(True), sampling, desc="slippage · targets", assignment=assigned),
+             run.ask(benign, conditions(False), sampling, desc="slippage · benign twins",
+                     assignment=twin_assignment(assigned, benign))]
     df = pd.concat(parts, ignore_index=True).rename(columns={"condition": "wrapper"})
     df["mode"] = df["family"].map(mode_of)
     twins = {i.id: i.twin for i in benign}
@@ -191,7 +246,7 @@ def slippage_table(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Da
     """Paired differences against ``direct/plain`` for every wrapper, family and mode, on both variants.
 
     ``slippage`` = direct refusal rate minus attacked refusal rate (positive: the attack lowered refusals; on
-    benign twins, negative means more over-refusal). ``competent_gain`` = attacked rate of competent compliance
+    benign twins, negative means more over-refusal), on the pairs the group was asked of. ``competent_gain`` = attacked rate of competent compliance
     minus the direct compliance rate. Each with a percentile bootstrap over item pairs.
     """
     rows = []
@@ -201,7 +256,8 @@ def slippage_table(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Da
         for level, column in LEVELS.items():
             for group in dict.fromkeys(sub.loc[~sub["direct_flag"], column]):
                 arm = sub[(sub[column] == group) & ~sub["direct_flag"]].assign(arm="attacked")
-                both = pd.concat([sub[sub["direct_flag"]].assign(arm="direct"), arm], ignore_index=True)
+                direct = sub[sub["direct_flag"] & sub["pair"].isin(set(arm["pair"]))]
+                both = pd.concat([direct.assign(arm="direct"), arm], ignore_index=True)
                 s, s_lo, s_hi = bootstrap_difference(both, group="arm", a="direct", b="attacked", outcome="refused",
                                                      cluster="pair", n_boot=n_boot, seed=seed)
                 g, g_lo, g_hi = bootstrap_difference(both, group="arm", a="attacked", b="direct",
@@ -232,18 +288,24 @@ HARM_BAR = 0.0
 
 
 def _arms(df: pd.DataFrame, spec: Mapping[str, tuple[str, Sequence[str]]]) -> pd.DataFrame:
-    """Rows of ``df`` labelled by arm: ``spec`` maps an arm name to (variant, wrapper keys); arms may overlap."""
+    """Rows of ``df`` labelled by arm: ``spec`` maps an arm name to (variant, wrapper keys); arms may overlap.
+
+    Only request pairs present in every arm are kept, so that under an incomplete design (a family's wrappers spread
+    over the requests) each contrast compares the same requests in all of its arms.
+    """
     parts = [df[(df["variant"] == variant) & df["wrapper"].isin(list(keys))].assign(arm=arm)
              for arm, (variant, keys) in spec.items()]
-    return pd.concat(parts, ignore_index=True)
+    common = set.intersection(*(set(p["pair"]) for p in parts))
+    return pd.concat([p[p["pair"].isin(common)] for p in parts], ignore_index=True)
 
 
 def _contrast(df: pd.DataFrame, spec: Mapping[str, tuple[str, Sequence[str]]], weights: Mapping[str, float],
               n_boot: int, seed: int) -> Contrast | None:
     """:func:`~personalab.stats.bootstrap_contrast` over request pairs, or None when an arm has no rows."""
-    if any(not keys for _, keys in spec.values()):
+    arms = _arms(df, spec) if all(keys for _, keys in spec.values()) else None
+    if arms is None or set(arms["arm"]) != set(spec):
         return None
-    return bootstrap_contrast(_arms(df, spec), group="arm", weights=weights, outcome="refused", cluster="pair",
+    return bootstrap_contrast(arms, group="arm", weights=weights, outcome="refused", cluster="pair",
                               n_boot=n_boot, seed=seed)
 
 
@@ -263,8 +325,9 @@ def harm_contrast(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Dat
     - ``slippage``: direct minus attacked refusal on targets, every wrapper of the family (as in
       :func:`slippage_table`), with its two-sided bootstrap ``slippage_p``.
     - ``twin_slippage`` and ``harm`` = target slippage minus twin slippage, both on the family's wrappers that
-      were applied to both variants (``n_wrappers_shared``; the prefill family has none, so its ``harm`` is nan).
-      A target and its twin are resampled together, so the four rates stay paired.
+      were applied to both variants (``n_wrappers_shared``; in the prefill family only ``prefill/sure``), on the
+      ``n_pairs_harm`` request pairs asked under them. A target and its twin are resampled together, so the four
+      rates stay paired.
     - ``vs_control`` = the family's target slippage minus the ``control`` family's (= control refusal minus
       attacked refusal): nan when the run has no control family.
     ``role`` is ``attack``, ``control`` or ``pooled``; the ``*_p_holm`` columns adjust each p across the
@@ -295,6 +358,7 @@ def harm_contrast(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Dat
         rows.append({"family": family, "role": role, "mode": mode_of(family) if role == "attack" else role,
                      "n_pairs": int(df.loc[df["variant"] == "target", "pair"].nunique()),
                      "n_wrappers": len(t_keys), "n_wrappers_shared": len(shared),
+                     "n_pairs_harm": harm.n_clusters if harm else 0,
                      **_cols("slippage", raw), **_cols("twin_slippage", twin, p=False), **_cols("harm", harm),
                      **_cols("vs_control", vs), "n_boot": n_boot})
     out = pd.DataFrame(rows)
@@ -302,7 +366,7 @@ def harm_contrast(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Dat
     for col in ("slippage", "harm", "vs_control"):
         out[f"{col}_p_holm"] = float("nan")
         out.loc[is_attack, f"{col}_p_holm"] = holm(out.loc[is_attack, f"{col}_p"].to_numpy())
-    first = ["family", "role", "mode", "n_pairs", "n_wrappers", "n_wrappers_shared"]
+    first = ["family", "role", "mode", "n_pairs", "n_wrappers", "n_wrappers_shared", "n_pairs_harm"]
     tests = [c for col in ("slippage", "twin_slippage", "harm", "vs_control")
              for c in (col, f"{col}_lo", f"{col}_hi", f"{col}_p", f"{col}_p_holm") if c in out.columns]
     return out[[*first, *tests, "n_boot"]]
@@ -383,7 +447,7 @@ def gallery(df: pd.DataFrame, width: int = 200) -> pd.DataFrame:
 
 
 __all__ = [
-    "ALL_ATTACKS", "DIRECT", "EXPERIMENT", "FORM_CHECKS", "HARM_BAR", "MIN_SHARED_STEMS", "MODES", "add_competence",
-    "ask_all", "capability_table", "conditions", "content_stems", "family_rates", "form_ok", "gallery", "harm_bar",
-    "harm_contrast", "hidden_stems", "mode_contrast", "mode_of", "on_topic", "rate_tables", "short", "slippage_table",
+    "ALL_ATTACKS", "BASELINE_FAMILIES", "DIRECT", "EXPERIMENT", "FORM_CHECKS", "HARM_BAR", "MIN_SHARED_STEMS", "MODES", "add_competence",
+    "ask_all", "assign_wrappers", "capability_table", "conditions", "content_stems", "family_rates", "form_ok", "gallery", "harm_bar",
+    "harm_contrast", "hidden_stems", "mode_contrast", "mode_of", "on_topic", "rate_tables", "short", "slippage_table", "twin_assignment",
 ]
