@@ -41,8 +41,9 @@ DEFAULT_OUT_DIR = repo_path(".personalab", "stability")
 
 RESULTS = Path("experiments") / "results"
 
-Plan = dict[str, list[tuple[str, dict[str, Any]]]]
-"""One repetition's runs: model -> [(experiment, params)], served model by model like the main job."""
+Plan = list[tuple[str, list[tuple[str, dict[str, Any]]]]]
+"""One repetition's runs in order: (model, [(experiment, params)]), served model by model like the main job, then the
+``after_all`` runs that compare the others' results."""
 
 
 def repetition_seeds(repetitions: int | None, seeds: Sequence[int] | None) -> tuple[int | None, ...]:
@@ -82,27 +83,32 @@ def check_inputs(seeds: Sequence[Any], temperature: Any, only: Sequence[str] | N
 
 def plan(runs: Sequence[Mapping[str, Any]], seed: int | None, temperature: float | None,
          declared: Mapping[str, Mapping[str, Parameter]]) -> Plan:
-    """The runs of one repetition, with ``seed`` and ``temperature`` set where the notebook declares them."""
-    out: Plan = {}
-    for model, items in runs_by_model(runs).items():
-        for name, params in items:
-            if seed is not None and "seed" in declared[name]:
-                params["seed"] = seed
-            if temperature is not None and "temperature" in declared[name]:
-                params["temperature"] = temperature
-            out.setdefault(model, []).append((name, params))
+    """The runs of one repetition, with ``seed`` and ``temperature`` set where the notebook declares them; the
+    ``after_all`` runs come last, as the main job runs them."""
+    def varied(name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if seed is not None and "seed" in declared[name]:
+            params["seed"] = seed
+        if temperature is not None and "temperature" in declared[name]:
+            params["temperature"] = temperature
+        return params
+
+    out: Plan = [(model, [(name, varied(name, params)) for name, params in items])
+                 for model, items in runs_by_model(runs).items()]
+    default = load_registry().default
+    for run in (r for r in runs if r.get("after_all")):
+        for model in run.get("models") or [default]:
+            out.append((model, [(run["experiment"], varied(run["experiment"], dict(run.get("params") or {})))]))
     return out
 
 
 def claim_models() -> tuple[list[str], str]:
-    """The models of the main job's claim table: those the judged experiments run on (the registry's default
-    first), and the one the single-model experiments run on. Trained masks are compared in their own chapter
-    ("Building the mask"), not in the claim table, whose rows need every experiment on every model."""
+    """The models of the main job's claim table: those the judged experiments run on, the trained masks among them
+    (the registry's default first, then in the configuration's order), and the one the single-model experiments
+    run on. A row reads each model that has its experiments' results."""
     by_model = runs_by_model(load_config())
     registry = load_registry()
     default = registry.default
-    judged = [m for m, items in by_model.items() if any(name in JUDGED_EXPERIMENTS for name, _ in items)
-              and registry.get(m).kind != "trained"]
+    judged = [m for m, items in by_model.items() if any(name in JUDGED_EXPERIMENTS for name, _ in items)]
     single = next((m for m, items in by_model.items() if any(name in SINGLE_EXPERIMENTS for name, _ in items)),
                   default)
     return sorted(judged, key=lambda m: m != default), single
@@ -172,8 +178,8 @@ def data_dir_at(path: Path) -> Iterator[None]:
 
 def _run_plan(runs: Plan, rep: int, n_reps: int) -> None:
     """Run one repetition's runs, serving each model once for all of its experiments."""
-    total, done = sum(len(items) for items in runs.values()), 0
-    for model, items in runs.items():
+    total, done = sum(len(items) for _, items in runs), 0
+    for model, items in runs:
         with LazyServer(model) as server:
             for name, params in items:
                 done += 1
@@ -199,7 +205,7 @@ def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequenc
     runs = load_config(config)
     check_inputs(seeds, temperature, only, [r["experiment"] for r in runs])
     models, single = claim_models()
-    # Only runs the claim table reads are repeated (not the masks', nor the base-model example's).
+    # Only runs the claim table reads are repeated (not the base-model example's).
     default = load_registry().default
     runs = [{**r, "models": [m for m in r.get("models") or [default] if m in models or m == single]} for r in runs
             if not only or r["experiment"] in only]
@@ -210,7 +216,7 @@ def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequenc
                          "--temperature would change nothing.")
     plans = [plan(runs, seed, temperature, declared) for seed in seeds]
     for runs_of_rep in plans:
-        for model, items in runs_of_rep.items():
+        for model, items in runs_of_rep:
             for name, params in items:
                 check_values(name, declared[name], {"model_id": model, **params})
     return plans, declared
@@ -228,7 +234,7 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
     """
     seeds = tuple(seeds)
     plans, declared = _plans(seeds, temperature, only, config)
-    pairs = {(name, model) for model, items in plans[0].items() for name, _ in items}
+    pairs = {(name, model) for model, items in plans[0] for name, _ in items}
     models, single = claim_models()
     varied = {key: varied_text(row, seeds, temperature, declared) for key in ROW_EXPERIMENTS
               if (row := rerun_pairs(key, pairs, models, single))}
@@ -253,7 +259,7 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
         repetitions.append({"name": rep_dir.name, "seed": seed, "dir": str(rep_dir),
                             "servers": _servers(rep_dir, pairs),
                             "runs": [{"experiment": n, "model": m, "params": p}
-                                     for m, items in runs_of_rep.items() for n, p in items]})
+                                     for m, items in runs_of_rep for n, p in items]})
     table = compare(committed, verdicts, varied)
     verdicts_dir = Path(verdicts_dir)
     written = write_table(table, verdicts_dir / "verdicts.csv")

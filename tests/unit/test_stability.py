@@ -16,6 +16,7 @@ from personalab.book.plots.slippage import collect_family_rates
 from personalab.paths import REPO_ROOT
 
 QWEN, SMOL = "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"
+MASKS = [f"smollm2-135m-mask-{r}" for r in ("shallow", "deep", "preference")]
 
 
 # -- the output-root override --------------------------------------------------------------------------------------
@@ -183,10 +184,20 @@ def test_plan_sets_seed_and_temperature_only_where_declared():
             {"experiment": "detection", "models": [QWEN], "params": {"temperature": 0.7}}]
     declared = {"prefill_sure": {"seed": None, "n_items": None}, "detection": {"seed": None, "temperature": None}}
     got = stability.plan(runs, 7, 1.0, declared)
-    assert got == {QWEN: [("prefill_sure", {"n_items": 2, "seed": 7}), ("detection", {"temperature": 1.0, "seed": 7})],
-                   SMOL: [("prefill_sure", {"n_items": 2, "seed": 7})]}
-    assert stability.plan(runs, None, None, declared)[SMOL] == [("prefill_sure", {"n_items": 2})]
+    assert got == [(QWEN, [("prefill_sure", {"n_items": 2, "seed": 7}), ("detection", {"temperature": 1.0, "seed": 7})]),
+                   (SMOL, [("prefill_sure", {"n_items": 2, "seed": 7})])]
+    assert dict(stability.plan(runs, None, None, declared))[SMOL] == [("prefill_sure", {"n_items": 2})]
     assert runs[0]["params"] == {"n_items": 2}  # the configuration itself is left alone
+
+
+def test_plan_runs_the_comparisons_after_every_model():
+    runs = [{"experiment": "masks", "models": [SMOL], "after_all": True},
+            {"experiment": "slippage", "models": [SMOL, "smollm2-135m-mask-deep"], "params": {"n_items": 2}}]
+    declared = {"slippage": {"seed": None}, "masks": {"seed": None}}
+    got = stability.plan(runs, 3, None, declared)
+    assert [(m, [n for n, _ in items]) for m, items in got] == [
+        (SMOL, ["slippage"]), ("smollm2-135m-mask-deep", ["slippage"]), (SMOL, ["masks"])]
+    assert got[-1][1][0][1] == {"seed": 3}
 
 
 def test_rows_follow_the_experiments_they_read():
@@ -235,7 +246,7 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
         calls.append((root.name, name, model, params))
 
     def fake_claims(models, single, root=None):
-        assert (models, single) == ([QWEN, SMOL], QWEN)
+        assert (models, single) == ([QWEN, SMOL, *MASKS], QWEN)
         changed = root is not None and Path(root).name == "rep_2"
         verdict = {"cracks": "supported", "depth": "supported" if changed else "mixed", "inside": "untested here"}
         return pd.DataFrame({"verdict": verdict}), {}
@@ -257,7 +268,7 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
     assert row["varied"] == f"empty generation cache; seeds 3, 4; re-ran prefill_sure on {QWEN}, {SMOL}"
     prov = json.loads((tmp_path / "stab" / "provenance.json").read_text())
     assert prov["seeds"] == [3, 4] and prov["temperature"] is None and prov["only"] == ["prefill_sure"]
-    assert prov["claim_models"] == [QWEN, SMOL] and prov["repetitions"][1]["servers"][0]["vllm_version"] == "0.32.0"
+    assert prov["claim_models"] == [QWEN, SMOL, *MASKS] and prov["repetitions"][1]["servers"][0]["vllm_version"] == "0.32.0"
     assert (repo / "experiments/results/prefill_sure" / QWEN / "t.csv").read_text() == "committed"
     assert os.environ["PERSONALAB_DATA"] == data_before and outputs.OUTPUT_ROOT_ENV not in os.environ
 

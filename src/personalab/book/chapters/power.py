@@ -17,6 +17,7 @@ from typing import Literal
 import pandas as pd
 
 from personalab.book import provenance
+from personalab.outputs import results_dir_for
 from personalab.book.chapters.integration import ALPHA, short_name, tab
 from personalab.stats import min_detectable_difference
 
@@ -63,14 +64,20 @@ def heldout_requests() -> int:
     return len(load_items(split="heldout", variant="target"))
 
 
-def main_contrasts(models: Sequence[str], single: str) -> list[MainContrast]:
-    """Every experiment's main contrast for each model it ran on, with n and baseline read from its results."""
+def _ran(experiment: str, model: str) -> bool:
+    """Whether ``experiment`` has committed results for ``model``."""
+    return (results_dir_for(experiment, model) / "provenance.json").exists()
+
+
+def model_contrasts(m: str) -> list[MainContrast]:
+    """The main contrasts of every per-model experiment that ``m`` has committed results for."""
     out = []
-    for m in models:
+    if _ran("prefill_sure", m):
         diff = tab("prefill_sure", m, "difference").iloc[0]
         direct = tab("prefill_sure", m, "rates").set_index("condition").loc["direct"]
         out.append(MainContrast("prefill_sure", m, 'refusal, direct minus prefilled "Sure,"', int(diff["n_items"]),
                                 "target requests", float(direct["rate"]), "down"))
+    if _ran("slippage", m):
         harm = tab("slippage", m, "harm_contrast")
         bar = tab("slippage", m, "harm_bar").iloc[0]
         n_fam = int((harm["role"] == "attack").sum())
@@ -79,18 +86,27 @@ def main_contrasts(models: Sequence[str], single: str) -> list[MainContrast]:
                                 ALPHA / n_fam, f"level {ALPHA:g}/{n_fam}: Holm's first step over {n_fam} families"))
         out.append(MainContrast("slippage", m, "direct refusal, targets minus twins (harm-tracking bar)",
                                 int(bar["n_pairs"]), "request pairs", float(bar["twin_rate"])))
+    if _ran("depth", m):
         sweep = tab("depth", m, "compliance_sweep")
         none = sweep[(sweep["outcome"] == "complied") & (sweep["depth"] == 0)].iloc[0]
         out.append(MainContrast("depth", m, "compliance, prefilled tokens minus none",
                                 int(provenance("depth", m)["n_items"]), "target requests", float(none["rate"])))
+    if _ran("erosion", m):
         esc = tab("erosion", m, "escalation_vs_best_of_n").iloc[0]
         out.append(MainContrast("erosion", m, "compliance, escalation minus the same number of retries",
                                 int(esc["n_items"]), "target requests", float(esc["best_of_n"])))
+    if _ran("persona_selection", m):
         v = tab("persona_selection", m, "variance")
         r = v[(v["mode"] == "chat") & (v["items"] == "targets") & (v["component"] == "persona minus request")]
         out.append(MainContrast("persona_selection", m, "persona minus request share of refusal variance",
                                 int(r["n_items"].iloc[0]), "target requests",
                                 note="a difference of variance shares, not of proportions"))
+    return out
+
+
+def main_contrasts(models: Sequence[str], single: str) -> list[MainContrast]:
+    """Every experiment's main contrast for each model it ran on, with n and baseline read from its results."""
+    out = [c for m in models for c in model_contrasts(m)]
     att = tab("detection", single, "attacks").set_index(["system", "condition"]).loc[("B", "all attacks")]
     d = tab("detection", single, "attack_difference").set_index("condition").loc["all attacks"]
     out.append(MainContrast("detection", single, "refusal under attack, system A minus system B",
