@@ -16,7 +16,7 @@ from personalab.train import (
     HELD_OUT_FAMILIES, RECIPES, SCRIPTED_REFUSAL, TRAINED_FAMILIES, TrainConfig, TrainError, artefact_key, build_data,
 )
 from personalab.train import trainer as trainer_mod
-from personalab.train.data import Example, check_examples, dev_pairs
+from personalab.train.data import GENERAL_PREFIX, Example, check_examples, dev_pairs, general_requests
 
 SHA = "ab" * 32
 
@@ -41,13 +41,28 @@ def test_every_recipe_uses_dev_items_only_and_no_held_out_wording(built):
             assert not any(t in piece for t in texts for piece in example.texts())
 
 
-def test_twins_are_present_and_answered(built):
+def test_twins_and_the_everyday_requests_are_present_and_answered(built):
     twins = {b.id for _, b in dev_pairs()}
+    version, general = general_requests()
+    assert version and len(general) >= 40 and all(g.id.startswith(GENERAL_PREFIX) for g in general)
     for name, data in built.items():
         benign = [e for e in data.examples if e.variant == "benign"]
-        assert {e.item for e in benign} == twins, name
+        assert {e.item for e in benign} == twins | {g.id for g in general}, name
         for e in benign:
             assert (e.completion or e.chosen) != SCRIPTED_REFUSAL
+        assert data.metadata()["general_requests"] == len(general)
+        assert not any(i.startswith(GENERAL_PREFIX) for i in data.metadata()["items"])
+
+
+def test_every_recipe_answers_the_everyday_requests_alike(built):
+    def answers(data):
+        return {(e.item, e.completion or e.chosen) for e in data.examples if e.item.startswith(GENERAL_PREFIX)}
+    assert answers(built["shallow"]) == answers(built["deep"]) == answers(built["preference"])
+
+
+def test_everyday_requests_are_not_requests_of_the_experiments():
+    texts = {i.text for i in load_items()}
+    assert not texts & {g.text for g in general_requests()[1]}
 
 
 def test_recipes_differ_where_they_should(built):
@@ -107,7 +122,7 @@ def test_base_refusals_are_kept_out_of_the_helpful_side():
     data = build_data("shallow", 0, refuses_directly)
     benign = [e for e in data.examples if e.variant == "benign"]
     assert benign and all(e.completion.startswith("Sure,") for e in benign)
-    assert data.notes["twin_direct_base_refused_then_sure"] == len(benign)
+    assert data.notes["twin_direct_base_refused_then_sure"] + data.notes["general_base_refused_then_sure"] == len(benign)
 
 
 def test_unknown_recipe_lists_the_valid_ones():

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tqdm import tqdm
 
 from personalab.attacks import Conversation
@@ -91,7 +92,8 @@ class TrainingData:
         return {
             "recipe": self.recipe, "method": self.method, "seed": self.seed, "data_hash": self.hash,
             "n_examples": len(self.examples), "split": "dev",
-            "items": sorted({e.item for e in self.examples}),
+            "items": sorted({e.item for e in self.examples if not e.item.startswith(GENERAL_PREFIX)}),
+            "general_requests": len({e.item for e in self.examples if e.item.startswith(GENERAL_PREFIX)}),
             "families_trained": families, "families_never_trained": list(HELD_OUT_FAMILIES),
             "conditions": dict(sorted(_count(e.condition for e in self.examples).items())),
             **self.notes,
@@ -116,6 +118,22 @@ def dev_pairs() -> list[tuple[Item, Item]]:
     return [(target, twin_of(target)) for target in load_items(split="dev", variant="target")]
 
 
+GENERAL_PATH = Path(__file__).with_name("helpful_requests.yaml")
+GENERAL_PREFIX = "general-"
+
+
+def general_requests(path: Path = GENERAL_PATH) -> tuple[str, list[Item]]:
+    """The version and the everyday requests every recipe answers helpfully, as benign dev items ``general-NN``.
+
+    They are no pair's twin and appear in no experiment: they keep a mask from learning that the form of a request
+    (an essay, a review, an ad) is itself a reason to refuse.
+    """
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = [Item(id=f"{GENERAL_PREFIX}{i:02d}", category="general", variant="benign", text=text, twin="",
+                  split="dev", translations={}) for i, text in enumerate(data["requests"], start=1)]
+    return str(data["version"]), items
+
+
 def _held_out_texts() -> dict[str, str]:
     """Every piece of held-out wording (texts, translations, compliant openings) -> the id of its item."""
     out: dict[str, str] = {}
@@ -131,9 +149,10 @@ def check_examples(examples: Sequence[Example]) -> None:
     if not examples:
         raise TrainError("The training data set is empty; nothing to train on.")
     held_out = _held_out_texts()
+    general = {item.id for item in general_requests()[1]}
     for example in examples:
         try:
-            split = get_item(example.item).split
+            split = "dev" if example.item in general else get_item(example.item).split
         except KeyError:
             raise TrainError(f"Training example names an unknown item {example.item!r}.") from None
         if split != "dev":
@@ -219,11 +238,13 @@ class BaseAnswerer:
 
 @dataclass
 class Sources:
-    """What a recipe builds from: the dev pairs, a seed, and the base model's answers filtered by a judge."""
+    """What a recipe builds from: the dev pairs, the everyday requests, a seed, and the base model's answers filtered
+    by a judge."""
 
     pairs: list[tuple[Item, Item]]
     seed: int
     answer: Answerer
+    general: list[Item] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 
     def _refused(self, replies: Sequence[str], prefills: Sequence[str | None]) -> list[bool]:

@@ -1,5 +1,8 @@
 """The recipes that turn the dev requests into a mask's training data, registered by name.
 
+Every recipe also answers the same everyday requests (:func:`~personalab.train.data.general_requests`) with the base
+model's own answers, so the masks saw the same helpfulness and differ in how they refuse.
+
 - ``shallow``: SFT; each direct target gets one scripted refusal, each benign twin the base model's own answer.
 - ``deep``: the same pairs, but the refusals give reasons, the data teaches recovery from prefilled compliant
   openings (Qi et al. 2025, "Safety alignment should be made more than just a few tokens deep"), and it refuses
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 
 from personalab.attacks import Conversation, wrappers
 from personalab.prompts import Item
-from personalab.train.data import Answerer, Example, Sources, TrainError, TrainingData, check_examples, dev_pairs
+from personalab.train.data import (Answerer, Example, Sources, TrainError, TrainingData, check_examples, dev_pairs,
+                                   general_requests)
 
 #: The shallow mask's single refusal, word for word.
 SCRIPTED_REFUSAL = "I'm sorry, but I can't help with that."
@@ -151,6 +155,13 @@ def _helpful_examples(sources: Sources, twins: list[Item], prompts: list[Convers
             for t, p, c, a in zip(twins, prompts, conditions, answers) if a is not None]
 
 
+def _general_examples(sources: Sources) -> list[Example]:
+    """The everyday requests, answered by the base model (the same examples in every SFT recipe)."""
+    general = sources.general
+    return _helpful_examples(sources, general, [list(_user(g)) for g in general], "direct", ["general"] * len(general),
+                             "general")
+
+
 @register_recipe("shallow", "sft", "SFT: one scripted refusal for each direct dev target; the base's answers for twins.")
 def shallow(sources: Sources) -> list[Example]:
     """Direct targets -> the scripted refusal; direct benign twins -> the base model's own answer."""
@@ -159,7 +170,7 @@ def shallow(sources: Sources) -> list[Example]:
     refusals = [_example(t, "direct", "direct", _user(t), completion=SCRIPTED_REFUSAL) for t in targets]
     answers = _helpful_examples(sources, twins, [list(_user(b)) for b in twins], "direct", ["direct"] * len(twins),
                                 "twin_direct")
-    return refusals + answers
+    return refusals + answers + _general_examples(sources)
 
 
 @register_recipe("deep", "sft", "SFT: reasoned refusals, recovery from prefilled compliance, identity/context wrappers.")
@@ -193,10 +204,10 @@ def deep(sources: Sources) -> list[Example]:
         rows = [r for r in twin_prompts if r[2] == family]
         examples += _helpful_examples(sources, [r[0] for r in rows], [r[1] for r in rows], family,
                                       [r[3] for r in rows], f"twin_{family}")
-    return examples
+    return examples + _general_examples(sources)
 
 
-@register_recipe("preference", "dpo", "DPO: scripted refusal over the base's compliance (targets), answer over refusal (twins).")
+@register_recipe("preference", "dpo", "DPO: scripted refusal over the base's compliance (targets), answer over refusal (twins, everyday requests).")
 def preference(sources: Sources) -> list[Example]:
     """Targets: the scripted refusal chosen over the base model's compliance; twins: its answer over the refusal."""
     targets = [t for t, _ in sources.pairs]
@@ -204,16 +215,19 @@ def preference(sources: Sources) -> list[Example]:
     compliances = sources.compliant(targets)
     pairs = [_example(t, "direct", "direct", _user(t), chosen=SCRIPTED_REFUSAL, rejected=c)
              for t, c in zip(targets, compliances)]
-    answers = sources.helpful([list(_user(b)) for b in twins], "twin_direct")
-    pairs += [_example(b, "direct", "direct", _user(b), chosen=a, rejected=SCRIPTED_REFUSAL)
-              for b, a in zip(twins, answers) if a is not None]
+    helpful = [*twins, *sources.general]
+    answers = sources.helpful([list(_user(b)) for b in helpful], "twin_direct_and_general")
+    pairs += [_example(b, "direct", "direct" if b.twin else "general", _user(b), chosen=a, rejected=SCRIPTED_REFUSAL)
+              for b, a in zip(helpful, answers) if a is not None]
     return pairs
 
 
 def build_data(recipe: str, seed: int, answer: Answerer) -> TrainingData:
     """Build and check the examples of ``recipe`` from the dev pairs (refused in one sentence when invalid)."""
     spec = get_recipe(recipe)
-    sources = Sources(pairs=dev_pairs(), seed=seed, answer=answer)
+    version, general = general_requests()
+    sources = Sources(pairs=dev_pairs(), seed=seed, answer=answer, general=general)
+    sources.notes["general_version"] = version
     examples = tuple(spec.build(sources))
     check_examples(examples)
     return TrainingData(recipe=spec.name, method=spec.method, seed=seed, examples=examples, notes=dict(sources.notes))
