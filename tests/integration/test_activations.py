@@ -32,3 +32,32 @@ def test_a_direction_is_fitted_and_steered_on_the_served_checkpoint(pulled_model
     assert list(again["reply"]) == list(replies["reply"])
     reads = list((integration_data / "activations").glob("*.npy"))
     assert len(reads) == 4  # dev targets, dev twins, held-out targets, held-out twins
+
+
+def test_a_capped_direction_still_generates_and_its_hook_is_removed(pulled_model, integration_data):
+    import torch
+
+    from personalab import activations as act
+    from personalab.experiments import capping as cp
+    from personalab.experiments import refusal_direction as rd
+
+    model = act.load(TEST_MODEL)
+    dev, heldout = rd.pairs("dev", 6), rd.pairs("heldout", 2)
+    direction = rd.fit_direction(model, dev, heldout, folds=2, progress=False)
+    dev_targets = act.last_position(model, [rd.direct(t) for t, _ in dev], progress=False)
+    cap = cp.calibrate("refusal", direction.vector, direction.layer, dev_targets, 100)  # above every twin: it binds
+    twins = [rd.direct(b) for _, b in heldout]
+    enc = model.tokenizer([model.prompt_text(c) for c in twins], return_tensors="pt", padding=True,
+                          add_special_tokens=False)
+    seen = []
+    with act.steering(model, cap.intervention()):
+        probe = model.layers[cap.layer].register_forward_hook(
+            lambda _m, _i, out: seen.append(act.collect.block_output(out)[:, -1].detach()))
+        with torch.inference_mode():
+            model.model(**enc)
+        probe.remove()
+    assert (seen[0].numpy() @ cap.direction >= cap.threshold - 1e-3).all()  # the decision position sits on the floor
+    replies = act.generate(model, twins, cap.intervention(), max_new_tokens=4, progress=False)
+    assert len(replies) == 2 and all(isinstance(r, str) and r for r in replies)
+    assert act.seconds_per_token(model, twins, cap.intervention(), max_new_tokens=2) > 0
+    assert all(not layer._forward_hooks and not layer._forward_pre_hooks for layer in model.layers)

@@ -114,11 +114,42 @@ def test_addition_shifts_one_block_by_the_vector(tiny):
     assert not np.allclose(moved[2].numpy(), base[2].numpy())  # and the next block sees it
 
 
+def test_a_cap_floors_the_newest_position_of_one_block_and_leaves_the_rest(tiny):
+    r = np.random.default_rng(4).normal(size=16)
+    unit = r / np.linalg.norm(r)
+    plain = _block_outputs(tiny, act.Intervention())
+    floor = float(plain[1][0, -1].numpy() @ unit) + 1.0  # above the last position's projection: the floor binds
+    capped = _block_outputs(tiny, act.Intervention.cap(r, layer=1, threshold=floor))
+    np.testing.assert_allclose(capped[0].numpy(), plain[0].numpy(), atol=1e-6)  # block 0 untouched
+    np.testing.assert_allclose(capped[1][:, :-1].numpy(), plain[1][:, :-1].numpy(), atol=1e-6)  # earlier positions
+    assert float(capped[1][0, -1].numpy() @ unit) == pytest.approx(floor, abs=1e-4)
+    assert not np.allclose(capped[2].numpy(), plain[2].numpy())  # and the next block sees it
+    unbound = _block_outputs(tiny, act.Intervention.cap(r, layer=1, threshold=-1e6))  # nothing below: no change
+    for a, b in zip(unbound, plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert all(not layer._forward_hooks for layer in tiny.layers)
+
+
+def test_cap_interventions_are_checked_before_any_work(tiny):
+    with pytest.raises(act.ActivationsError, match="needs the layer"):
+        act.Intervention("cap", (1.0,) * 16, threshold=0.0)
+    with pytest.raises(act.ActivationsError, match="finite threshold"):
+        act.Intervention("cap", (1.0,) * 16, layer=0)
+    with pytest.raises(act.ActivationsError, match="finite threshold"):
+        act.Intervention.cap(np.ones(16), layer=0, threshold=float("nan"))
+    with pytest.raises(act.ActivationsError, match="layers 0 to 2"):
+        with act.steering(tiny, act.Intervention.cap(np.ones(16), layer=3, threshold=0.0)):
+            pass
+    floor, ceiling = act.Intervention.cap(np.ones(16), 1, 0.5), act.Intervention.cap(np.ones(16), 1, 0.5, ceiling=True)
+    assert len({floor.key(), ceiling.key(), act.Intervention.cap(np.ones(16), 1, 0.6).key(),
+                act.Intervention.add(np.ones(16), 1).key()}) == 4
+
+
 def test_interventions_are_checked_before_any_work(tiny):
     with pytest.raises(act.ActivationsError, match="needs a direction"):
         act.Intervention("ablate")
     with pytest.raises(act.ActivationsError, match="not one of"):
-        act.Intervention("cap", (1.0,))
+        act.Intervention("clamp", (1.0,))
     with pytest.raises(act.ActivationsError, match="hidden size 16"):
         with act.steering(tiny, act.Intervention.ablate(np.ones(5))):
             pass
@@ -139,6 +170,8 @@ def test_only_local_pulled_models_can_be_opened(tmp_path, monkeypatch):
 def test_an_empty_prompt_set_is_refused(tiny):
     with pytest.raises(act.ActivationsError, match="prompt set is empty"):
         act.last_position(tiny, [])
+    with pytest.raises(act.ActivationsError, match="prompt set is empty"):
+        act.seconds_per_token(tiny, [], act.Intervention())
 
 
 # -- the experiment's tables ------------------------------------------------------------------------------------------

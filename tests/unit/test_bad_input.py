@@ -323,6 +323,8 @@ LOCAL_ONLY = [
     pytest.param(("run", "refusal_direction", "--model", SMOL, "--param", "masks=[my-endpoint]"),
                  id="a remote model among the masks"),
     pytest.param(("run", "persona_axis", "--model", "qwen2.5-7b-instruct-hub"), id="axis on a hub model"),
+    pytest.param(("run", "capping", "--model", SMOL, "--param", "masks=[my-endpoint]"),
+                 id="a remote model among the capped masks"),
 ]
 
 

@@ -118,3 +118,14 @@ def _ci(lo, hi):
 ])
 def test_inside_row_needs_removal_without_breakage_and_induction(ablation, capability, addition, expected):
     assert it.inside_side(ablation, capability, addition) == expected
+
+
+@pytest.mark.parametrize("effect, capability, slowdown, expected", [
+    (_ci(0.05, 0.30), _ci(-0.10, 0.05), 1.02, "for"),      # raises attacked refusal, costs neither skill nor time
+    (_ci(0.05, 0.30), _ci(-0.40, -0.05), 1.02, "neither"),  # helps only by breaking the twins' answers
+    (_ci(0.05, 0.30), _ci(-0.10, 0.05), 2.00, "neither"),   # helps, but doubles the seconds per token
+    (_ci(-0.05, 0.00), _ci(0.00, 0.00), 0.90, "against"),   # the committed base run: no rise
+    (_ci(-0.05, 0.20), _ci(-0.10, 0.05), 1.00, "neither"),  # undecided
+])
+def test_capping_row_needs_a_rise_in_attacked_refusal_at_little_cost(effect, capability, slowdown, expected):
+    assert it.capping_side(effect, capability, slowdown) == expected

@@ -170,10 +170,10 @@ def add_relevance(judged: pd.DataFrame, quantile: float = ON_TOPIC_QUANTILE) -> 
     return out.assign(competent=out["complied"] & out["on_topic"], on_topic_threshold=threshold)
 
 
-def rates(judged: pd.DataFrame) -> pd.DataFrame:
-    """Refusal, compliance and (when judged for relevance) on-topic compliance rates (Wilson) per model, variant
-    and condition."""
-    keys = ["model", "variant", "condition"]
+def rates(judged: pd.DataFrame, keys: Sequence[str] = ("model", "variant", "condition")) -> pd.DataFrame:
+    """Refusal, compliance and (when judged for relevance) on-topic compliance rates (Wilson) per group of ``keys``
+    (default: model, variant and condition)."""
+    keys = list(keys)
     out = rate_table(judged, by=keys, outcome="refused")
     for outcome, suffix in (("complied", "_comply"), ("competent", "_competent")):
         if outcome in judged:

@@ -38,7 +38,7 @@ ROW_EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "cracks": ("slippage",), "modes": ("slippage",), "depth": ("depth", "prefill_sure"), "erosion": ("erosion",),
     "manyshot": ("erosion",), "psm": ("persona_selection",), "detect": ("detection",),
     "handicap": ("wisdom_handicap",), "trained": ("slippage", "masks"), "inside": ("refusal_direction",),
-    "axis": ("persona_axis",)}
+    "axis": ("persona_axis",), "capping": ("capping",)}
 """The experiments whose results each measured row (by key) reads and ``personalab stability`` re-runs; the untested
 rows read none."""
 
