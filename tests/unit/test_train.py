@@ -46,18 +46,20 @@ def test_twins_and_the_everyday_requests_are_present_and_answered(built):
     version, general = general_requests()
     assert version and len(general) >= 40 and all(g.id.startswith(GENERAL_PREFIX) for g in general)
     for name, data in built.items():
+        everyday = {g.id for g in general} if data.method == "sft" else set()
         benign = [e for e in data.examples if e.variant == "benign"]
-        assert {e.item for e in benign} == twins | {g.id for g in general}, name
+        assert {e.item for e in benign} == twins | everyday, name
         for e in benign:
             assert (e.completion or e.chosen) != SCRIPTED_REFUSAL
-        assert data.metadata()["general_requests"] == len(general)
+        assert data.metadata()["general_requests"] == len(everyday)
         assert not any(i.startswith(GENERAL_PREFIX) for i in data.metadata()["items"])
 
 
-def test_every_recipe_answers_the_everyday_requests_alike(built):
+def test_the_sft_recipes_answer_the_everyday_requests_alike(built):
     def answers(data):
-        return {(e.item, e.completion or e.chosen) for e in data.examples if e.item.startswith(GENERAL_PREFIX)}
-    assert answers(built["shallow"]) == answers(built["deep"]) == answers(built["preference"])
+        return {(e.item, e.completion) for e in data.examples if e.item.startswith(GENERAL_PREFIX)}
+    assert answers(built["shallow"]) == answers(built["deep"]) and answers(built["shallow"])
+    assert not answers(built["preference"])  # DPO pairs against the refusal would outnumber those for it
 
 
 def test_everyday_requests_are_not_requests_of_the_experiments():

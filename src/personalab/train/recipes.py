@@ -1,7 +1,9 @@
 """The recipes that turn the dev requests into a mask's training data, registered by name.
 
-Every recipe also answers the same everyday requests (:func:`~personalab.train.data.general_requests`) with the base
-model's own answers, so the masks saw the same helpfulness and differ in how they refuse.
+Both SFT recipes also answer the same everyday requests (:func:`~personalab.train.data.general_requests`) with the
+base model's own answers, so the two masks saw the same helpfulness and differ in how they refuse. The DPO recipe
+does not: there every such pair would prefer an answer over the very refusal the target pairs prefer, and 88 pairs
+against the refusal to 40 for it trained a mask that refused 7% of the held-out targets (a first try, kept out).
 
 - ``shallow``: SFT; each direct target gets one scripted refusal, each benign twin the base model's own answer.
 - ``deep``: the same pairs, but the refusals give reasons, the data teaches recovery from prefilled compliant
@@ -207,7 +209,7 @@ def deep(sources: Sources) -> list[Example]:
     return examples + _general_examples(sources)
 
 
-@register_recipe("preference", "dpo", "DPO: scripted refusal over the base's compliance (targets), answer over refusal (twins, everyday requests).")
+@register_recipe("preference", "dpo", "DPO: scripted refusal over the base's compliance (targets), answer over refusal (twins).")
 def preference(sources: Sources) -> list[Example]:
     """Targets: the scripted refusal chosen over the base model's compliance; twins: its answer over the refusal."""
     targets = [t for t, _ in sources.pairs]
@@ -215,10 +217,9 @@ def preference(sources: Sources) -> list[Example]:
     compliances = sources.compliant(targets)
     pairs = [_example(t, "direct", "direct", _user(t), chosen=SCRIPTED_REFUSAL, rejected=c)
              for t, c in zip(targets, compliances)]
-    helpful = [*twins, *sources.general]
-    answers = sources.helpful([list(_user(b)) for b in helpful], "twin_direct_and_general")
-    pairs += [_example(b, "direct", "direct" if b.twin else "general", _user(b), chosen=a, rejected=SCRIPTED_REFUSAL)
-              for b, a in zip(helpful, answers) if a is not None]
+    answers = sources.helpful([list(_user(b)) for b in twins], "twin_direct")
+    pairs += [_example(b, "direct", "direct", _user(b), chosen=a, rejected=SCRIPTED_REFUSAL)
+              for b, a in zip(twins, answers) if a is not None]
     return pairs
 
 
