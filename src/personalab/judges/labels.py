@@ -90,6 +90,11 @@ def read_pool(pool_path: Path | str = POOL_PATH, probe_path: Path | str | None =
     return both
 
 
+def prefills(table: pd.DataFrame) -> list[str | None]:
+    """Each row's prefill, None where the row has none (an empty or missing cell)."""
+    return [p if isinstance(p, str) and p else None for p in table["prefill"]]
+
+
 def _sha256(path: Path | str) -> str:
     """sha256 of a file's bytes; a relative path is taken from the repository root."""
     return hashlib.sha256((REPO_ROOT / path).read_bytes()).hexdigest()

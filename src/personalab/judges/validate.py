@@ -10,12 +10,17 @@ That in-distribution split is too close to the training data to say how a judge 
 was trained on, so the headline is *out of distribution*: :func:`leave_one_group_out` holds out one attack family
 (or one model, or one language) at a time, trains the trainable judges on the dev-split labels outside it (the
 same split the shipped judge is trained on) and scores every judge on all labelled replies inside it
-(:func:`ood_predictions`, :func:`ood_table`). :func:`truncation_table` re-judges replies cut to their first
-24-64 tokens against the hand label of the whole reply.
+(:func:`ood_predictions`, :func:`ood_table`). Each trainable judge names its learner (:data:`TRAINABLE`,
+:data:`LEARNERS`: the embedding judge's logistic regression, the fine-tuned MiniLM); a fold's classifier is kept on
+disk under its training rows and labels, so a re-run trains nothing. :func:`truncation_table` re-judges replies cut
+to their first 24-64 tokens against the hand label of the whole reply, and :func:`pass_table` scores each labelling
+pass apart (:data:`CHECK_PASS` is the third keyword judge's fresh check).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,13 +31,22 @@ import numpy as np
 import pandas as pd
 
 from personalab import attacks
+from personalab.outputs import atomic_write
 from personalab.stats import confusion_matrix
 from personalab.judges.base import LABELS, Judge, Verdict
-from personalab.judges.labels import POOL_PATH
+from personalab.judges.embedding import cache_dir, choose_c, embed, fit_weights, own_words, softmax_probabilities
+from personalab.judges.finetuned import FineTuned, encode
+from personalab.judges.labels import POOL_PATH, prefills
+from personalab.judges.routed import route
 
-JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "embedding", "routed")
-TRAINABLE: frozenset[str] = frozenset({"embedding", "routed"})
-"""Judges whose classifier is refitted inside every out-of-distribution fold."""
+JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "embedding", "routed", "finetuned",
+                                 "routed_ft")
+FIXED: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3")
+"""Judges that need no training: the same verdicts in every fold."""
+TRAINABLE: dict[str, tuple[str, str | None]] = {"embedding": ("logreg", None), "routed": ("logreg", "keyword_ext"),
+                                                "finetuned": ("minilm", None), "routed_ft": ("minilm", "keyword_ext3")}
+"""Judges whose classifier is refitted inside every out-of-distribution fold: the learner (:data:`LEARNERS`) it
+uses, and the keyword judge whose confident verdicts it keeps (None: the classifier alone)."""
 RESULTS_DIR = Path("experiments") / "results" / "judge_validation"
 FIGURES_DIR = Path("figures") / "judge_validation"
 SPLITS: tuple[str, ...] = ("heldout", "dev", "all")
@@ -97,11 +111,10 @@ def labelled_pool(pool: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 def run_judge(judge: Judge, df: pd.DataFrame) -> list[Verdict]:
     """The judge's verdicts on every row (replies and prefills from ``df``); batched when the judge can."""
     replies = [r if isinstance(r, str) else "" for r in df["reply"]]
-    prefills = [p if isinstance(p, str) and p else None for p in df["prefill"]]
     batch = getattr(judge, "judge_batch", None)
     if batch is not None:
-        return batch(replies, prefills)
-    return [judge.judge(r, prefill=p) for r, p in zip(replies, prefills)]
+        return batch(replies, prefills(df))
+    return [judge.judge(r, prefill=p) for r, p in zip(replies, prefills(df))]
 
 
 def _kappa_codes(a: np.ndarray, b: np.ndarray, k: int) -> float:
@@ -180,6 +193,22 @@ def agreement_table(scored: pd.DataFrame, versions: dict[str, str], trained_on: 
     return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
 
 
+CHECK_PASS = "pass-4-check"
+"""The labelling pass sampled and labelled after keyword_ext3's rules were fixed: the rules' out-of-sample check (the
+rules were written after reading every disagreement of keyword_ext in the passes before it)."""
+
+
+def pass_table(scored: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per judge x labelling pass (``labeller``) x model (``all`` included): agreement on the replies each
+    pass labelled, so a pass drawn after a judge was fixed is scored apart as that judge's fresh check."""
+    rows = []
+    for (judge, labeller), part in scored.groupby(["judge", "labeller"], sort=False):
+        for model, sub in [("all", part), *part.groupby("model_id")]:
+            rows.append({"judge": judge, "judge_version": versions[judge], "labeller": labeller, "model_id": model,
+                         **agreement_stats(sub, n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
 def confusion_table(scored: pd.DataFrame) -> pd.DataFrame:
     """Counts per split: rows = hand label, columns ``judge_<label>`` = the judge's label (one judge's rows)."""
     parts = []
@@ -227,73 +256,105 @@ def leave_one_group_out(df: pd.DataFrame, column: str, train_splits: Sequence[st
 
 @dataclass(frozen=True)
 class Classifier:
-    """A logistic regression on reply embeddings, fitted inside one fold."""
+    """A logistic regression on reply embeddings, fitted inside one fold (weights as the shipped judge keeps them)."""
 
-    model: Any
-    c: float
+    weights: dict[str, Any]
 
     @classmethod
     def fit(cls, x: np.ndarray, y: Sequence[str]) -> "Classifier":
-        """Pick ``C`` by cross-validated 3-way kappa on the training rows only, then refit on all of them."""
-        from sklearn.linear_model import LogisticRegression
-
-        from personalab.judges.embedding import choose_c
-
+        """Pick ``C`` by cross-validated 3-way kappa on the training rows only, then refit on all of them; kept on
+        disk under the training rows, labels and grid, so a re-run reads the fold back."""
+        blob = np.ascontiguousarray(x, dtype=np.float32).tobytes() + json.dumps(
+            [[str(label) for label in y], OOD_C_GRID, OOD_CV_FOLDS]).encode("utf-8")
+        path = cache_dir("logreg") / f"{hashlib.sha256(blob).hexdigest()[:32]}.json"
+        if path.exists():
+            return cls(json.loads(path.read_text()))
         c, _ = choose_c(x, y, grid=OOD_C_GRID, folds=OOD_CV_FOLDS)
-        return cls(LogisticRegression(C=c, max_iter=5000).fit(x, list(y)), c)
+        weights = fit_weights(x, y, c)
+        atomic_write(path, lambda p: p.write_text(json.dumps(weights)))
+        return cls(weights)
 
     def verdicts(self, x: np.ndarray, empty: Sequence[bool]) -> list[Verdict]:
         """Verdicts for embedded replies; a reply with no own words is ``other``, as in the shipped judge."""
-        probs = self.model.predict_proba(x) if len(x) else np.zeros((0, len(self.model.classes_)))
+        classes = self.weights["classes"]
+        probs = (softmax_probabilities(x, np.asarray(self.weights["coef"]), np.asarray(self.weights["intercept"]))
+                 if len(x) else np.zeros((0, len(classes))))
         out = []
         for p, blank in zip(probs, empty, strict=True):
             best = int(np.argmax(p))
             out.append(Verdict("other", 0.99, "empty reply") if blank else
-                       Verdict(str(self.model.classes_[best]), float(p[best]), f"fold classifier, p = {p[best]:.2f}"))
+                       Verdict(classes[best], float(p[best]), f"fold classifier, p = {p[best]:.2f}"))
         return out
 
 
-def fixed_verdicts(df: pd.DataFrame, texts: Sequence[str] | None = None) -> dict[str, list[Verdict]]:
-    """Verdicts of the judges that need no training (keyword, keyword_ext) on every row (or on ``texts``)."""
+@dataclass(frozen=True)
+class Learner:
+    """How one kind of classifier learns inside a fold: its inputs from (own words, prefills), and its training
+    (returning an object with ``verdicts(inputs, empty)``)."""
+
+    features: Callable[[Sequence[str], Sequence[str | None]], Any]
+    fit: Callable[[Any, Sequence[str]], Any]
+
+
+def _sentence_embeddings(own: Sequence[str], context: Sequence[str | None]) -> np.ndarray:
+    """The logistic regression's inputs: sentence embeddings of the own words (it does not read the prefill)."""
+    return embed(own)
+
+
+LEARNERS: dict[str, Learner] = {"logreg": Learner(_sentence_embeddings, Classifier.fit),
+                                "minilm": Learner(encode, FineTuned.fit)}
+"""The embedding judge's logistic regression on sentence embeddings; the fine-tuned MiniLM cross-encoder."""
+
+
+def fixed_verdicts(df: pd.DataFrame, texts: Sequence[str] | None = None,
+                   names: Sequence[str] = FIXED) -> dict[str, list[Verdict]]:
+    """Verdicts of the judges that need no training on every row (or on ``texts``, with the rows' prefills)."""
     from personalab.judges import get_judge
 
     replies = list(texts) if texts is not None else [r if isinstance(r, str) else "" for r in df["reply"]]
-    prefills = [p if isinstance(p, str) and p else None for p in df["prefill"]]
-    return {name: [get_judge(name).judge(r, prefill=p) for r, p in zip(replies, prefills, strict=True)]
-            for name in ("keyword", "keyword_ext")}
+    return {name: [get_judge(name).judge(r, prefill=p) for r, p in zip(replies, prefills(df), strict=True)]
+            for name in names}
 
 
-def fold_verdicts(clf: Classifier, x: np.ndarray, empty: Sequence[bool],
-                  keyword_ext: Sequence[Verdict]) -> dict[str, list[Verdict]]:
-    """The trainable judges' verdicts on some rows with one fold's classifier: embedding alone, and routed."""
-    from personalab.judges.routed import route
-
-    emb = clf.verdicts(x, empty)
-    return {"embedding": emb, "routed": route(keyword_ext, emb)}
-
-
-def own_texts(df: pd.DataFrame, texts: Sequence[str] | None = None) -> list[str]:
-    """The model's own words of every row (``texts`` instead of the replies when given)."""
-    from personalab.judges.embedding import own_words
-
-    replies = list(texts) if texts is not None else [r if isinstance(r, str) else "" for r in df["reply"]]
-    return [own_words(r, p if isinstance(p, str) and p else None) for r, p in zip(replies, df["prefill"])]
+def fold_verdicts(kind: str, learned: Sequence[Verdict], fixed: dict[str, Sequence[Verdict]]
+                  ) -> dict[str, list[Verdict]]:
+    """The verdicts of every trainable judge using the learner ``kind`` on some rows, from one fold classifier's
+    verdicts there (``learned``) and, for the routed judges, the fixed judges' verdicts on the same rows."""
+    return {name: route(fixed[keyword], learned) if keyword else list(learned)
+            for name, (learner, keyword) in TRAINABLE.items() if learner == kind}
 
 
-def ood_predictions(df: pd.DataFrame, x: np.ndarray, groupings: dict[str, str] = GROUPINGS,
-                    judges: Sequence[str] = JUDGE_NAMES) -> tuple[pd.DataFrame, dict[tuple[str, str], Classifier]]:
+def own_texts(df: pd.DataFrame) -> list[str]:
+    """The model's own words of every row."""
+    return [own_words(r if isinstance(r, str) else "", p) for r, p in zip(df["reply"], prefills(df))]
+
+
+def _needs(judges: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The fixed judges and the learners that scoring ``judges`` needs (routed judges need their keyword judge)."""
+    keywords = {TRAINABLE[j][1] for j in judges if j in TRAINABLE}
+    return ([f for f in FIXED if f in judges or f in keywords],
+            sorted({TRAINABLE[j][0] for j in judges if j in TRAINABLE}))
+
+
+def ood_predictions(df: pd.DataFrame, groupings: dict[str, str] = GROUPINGS, judges: Sequence[str] = JUDGE_NAMES,
+                    learners: dict[str, Learner] = LEARNERS
+                    ) -> tuple[pd.DataFrame, dict[tuple[str, str, str], Any]]:
     """Every judge's verdict on every row when the row's group is held out, for each grouping; and the fitted
-    fold classifiers by ``(grouping, group)`` (reused by the truncation study)."""
-    fixed = fixed_verdicts(df)
-    empty = [not t for t in own_texts(df)]
+    fold classifiers by ``(grouping, group, learner)`` (reused by the truncation study)."""
+    names, kinds = _needs(judges)
+    fixed = fixed_verdicts(df, names=names)
+    own = own_texts(df)
+    x = {kind: learners[kind].features(own, prefills(df)) for kind in kinds}
+    empty = [not t for t in own]
+    labels = df["label"].to_numpy()
     rows, classifiers = [], {}
     for grouping, column in groupings.items():
         for group, train, test in leave_one_group_out(df, column, skip=NEVER_HELD_OUT.get(grouping, frozenset())):
             found: dict[str, list[Verdict]] = {name: [fixed[name][i] for i in test] for name in fixed}
-            if TRAINABLE & set(judges):
-                clf = Classifier.fit(x[train], df["label"].to_numpy()[train])
-                classifiers[(grouping, group)] = clf
-                found |= fold_verdicts(clf, x[test], [empty[i] for i in test], found["keyword_ext"])
+            for kind in kinds:
+                clf = learners[kind].fit(x[kind][train], list(labels[train]))
+                classifiers[(grouping, group, kind)] = clf
+                found |= fold_verdicts(kind, clf.verdicts(x[kind][test], [empty[i] for i in test]), found)
             for name in judges:
                 for i, v in zip(test, found[name], strict=True):
                     rows.append({"grouping": grouping, "group": group, "judge": name, "row": int(i),
@@ -375,29 +436,30 @@ def model_tokenizers(model_ids: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def truncation_table(df: pd.DataFrame, classifiers: dict[tuple[str, str], Classifier],
-                     tokenizers: dict[str, Any], embed: Callable[[Sequence[str]], np.ndarray],
-                     cuts: Sequence[int] = CUTS, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Each judge on the model's own words cut to ``k`` tokens, scored against the hand label of the whole reply;
-    trainable judges use the leave-one-family-out classifier of the row's family, so no row is judged by a
-    classifier that saw it. ``changed`` is the share of rows whose verdict differs from the uncut reply's."""
+def truncation_table(df: pd.DataFrame, classifiers: dict[tuple[str, str, str], Any], tokenizers: dict[str, Any],
+                     judges: Sequence[str] = JUDGE_NAMES, cuts: Sequence[int] = CUTS, n_boot: int = 2000,
+                     seed: int = 0, learners: dict[str, Learner] = LEARNERS) -> pd.DataFrame:
+    """Each judge on the model's own words cut to ``k`` tokens (the prefill still given as context), scored against
+    the hand label of the whole reply; trainable judges use the leave-one-family-out classifier of the row's family,
+    so no row is judged by a classifier that saw it. ``changed`` is the share of rows whose verdict differs from the
+    uncut reply's."""
+    names, kinds = _needs(judges)
     own = own_texts(df)
     full: dict[str, list[str]] = {}
     rows = []
     for k in (None, *cuts):
         cut = own if k is None else [cut_reply(t, k, tokenizers.get(m)) for t, m in zip(own, df["model_id"])]
-        cut_df = df.assign(prefill="")
-        preds = {name: [v.label for v in verdicts] for name, verdicts in fixed_verdicts(cut_df, cut).items()}
-        kw_ext = fixed_verdicts(cut_df, cut)["keyword_ext"]
-        x = embed(cut)
-        learned: dict[str, list[str]] = {"embedding": [""] * len(df), "routed": [""] * len(df)}
-        for group, _, test in leave_one_group_out(df, GROUPINGS["family"]):
-            found = fold_verdicts(classifiers[("family", group)], x[test], [not cut[i] for i in test],
-                                  [kw_ext[i] for i in test])
-            for name, verdicts in found.items():
-                for i, v in zip(test, verdicts, strict=True):
-                    learned[name][i] = v.label
-        preds |= learned
+        fixed = fixed_verdicts(df, cut, names)
+        learned: dict[str, dict[int, Verdict]] = {name: {} for name in judges if name in TRAINABLE}
+        for kind in kinds:
+            x = learners[kind].features(cut, prefills(df))
+            for group, _, test in leave_one_group_out(df, GROUPINGS["family"]):
+                verdicts = classifiers[("family", group, kind)].verdicts(x[test], [not cut[i] for i in test])
+                for name, found in fold_verdicts(kind, verdicts, {f: [v[i] for i in test] for f, v in fixed.items()}
+                                                 ).items():
+                    learned[name].update(zip(test.tolist(), found, strict=True))
+        preds = {name: [v.label for v in fixed[name]] if name in fixed else
+                 [learned[name][i].label for i in range(len(df))] for name in judges}
         shortened = np.array([c != t for c, t in zip(cut, own)])
         for name, labels in preds.items():
             if k is None:
@@ -438,13 +500,13 @@ def early_decision_table(responses: pd.DataFrame, tokenizer: Any | None, judge: 
     from sklearn.metrics import cohen_kappa_score
 
     replies = [r if isinstance(r, str) else "" for r in responses["reply"]]
-    prefills = [p if isinstance(p, str) and p else None for p in responses["prefill"]]
     tokens = responses["completion_tokens"].to_numpy()
-    full = [judge.judge(r, prefill=p) for r, p in zip(replies, prefills)]
+    pres = prefills(responses)
+    full = [judge.judge(r, prefill=p) for r, p in zip(replies, pres)]
     full_refused = np.array([v.label == "refusal" for v in full])
     rows = []
     for k in cuts:
-        opening = [judge.judge(cut_reply(r, k, tokenizer), prefill=p) for r, p in zip(replies, prefills)]
+        opening = [judge.judge(cut_reply(r, k, tokenizer), prefill=p) for r, p in zip(replies, pres)]
         for threshold in thresholds:
             decided = (tokens <= k) | np.array([v.confidence >= threshold for v in opening])
             refused = np.where(decided, [v.label == "refusal" for v in opening], full_refused)

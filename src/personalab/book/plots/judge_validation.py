@@ -1,4 +1,5 @@
-"""The judge-validation figures of the methods appendix: kappa by attack family, and confusion heat maps."""
+"""The judge-validation figures of the methods appendix: kappa by attack family and by held-out group, each judge's
+worst held-out family and model, the truncation study, and confusion heat maps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from personalab.judges import LABELS
 from personalab.judges.validate import FAMILIES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS
 from personalab.stats import confusion_matrix
 
-__all__ = ["confusion_figure", "kappa_figure", "ood_figure", "truncation_figure"]
+__all__ = ["confusion_figure", "kappa_figure", "ood_figure", "truncation_figure", "worst_figure"]
 
 
 def kappa_figure(agreement: pd.DataFrame, split: str = "heldout") -> plt.Figure:
@@ -62,7 +63,7 @@ def ood_figure(ood: pd.DataFrame, min_n: int = MIN_GROUP_N, min_refusals: int = 
     groupings = list(dict.fromkeys(ood["grouping"]))
     judges = list(dict.fromkeys(ood["judge"]))
     sizes = [ood[ood["grouping"] == g]["group"].nunique() for g in groupings]
-    fig, axes = plt.subplots(1, len(groupings), figsize=(11, 4), sharey=True,
+    fig, axes = plt.subplots(1, len(groupings), figsize=(12, 4.5), sharey=True,
                              gridspec_kw={"width_ratios": sizes}, squeeze=False)
     colours = dict(zip(judges, sns.color_palette(n_colors=len(judges))))
     width = 0.8 / max(len(judges), 1)
@@ -89,7 +90,7 @@ def ood_figure(ood: pd.DataFrame, min_n: int = MIN_GROUP_N, min_refusals: int = 
         ax.set_title(f"held-out {grouping}", fontsize=10)
         ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)
     axes[0][0].set_ylabel("Cohen's kappa, refusal vs not")
-    fig.legend(frameon=False, loc="lower center", ncol=len(judges), bbox_to_anchor=(0.5, -0.02))
+    fig.legend(frameon=False, loc="lower center", ncol=min(len(judges), 7), bbox_to_anchor=(0.5, -0.02))
     fig.suptitle("Judges on replies from conditions they were not trained on (leave one group out; 95% CI over "
                  f"requests; hollow: n < {min_n} or < {min_refusals} refusals)", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
@@ -112,4 +113,32 @@ def truncation_figure(truncation: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("kappa vs hand label of whole reply")
     ax.set_title("Does the judge need the whole reply?", fontsize=11)
     ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def worst_figure(worst: pd.DataFrame, groupings: tuple[str, ...] = ("family", "model")) -> plt.Figure:
+    """Each judge's worst held-out family and worst held-out model (refusal-vs-not kappa with its 95% interval over
+    requests), against the 0.8 target: the figure the judge is chosen by."""
+    judges = list(dict.fromkeys(worst["judge"]))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(judges) + 1.6))
+    colours = dict(zip(groupings, sns.color_palette(n_colors=len(groupings))))
+    for g, grouping in enumerate(groupings):
+        rows = worst[worst["grouping"] == grouping].set_index("judge").reindex(judges)
+        y = np.arange(len(judges)) + (g - (len(groupings) - 1) / 2) * 0.25
+        x = rows["kappa"].to_numpy(dtype=float)
+        ax.errorbar(x, y, xerr=[x - rows["kappa_lo"].to_numpy(float), rows["kappa_hi"].to_numpy(float) - x], fmt="o",
+                    capsize=2, color=colours[grouping], label=f"worst held-out {grouping}")
+        for xi, yi, group in zip(x, y, rows["worst_group"]):
+            ax.annotate(str(group).replace("-instruct", ""), (1.02, yi), xycoords=("axes fraction", "data"),
+                        fontsize=7, va="center", color=colours[grouping])
+    ax.axvline(KAPPA_TARGET, color="grey", linestyle="--", linewidth=1)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.set_yticks(range(len(judges)), judges)
+    ax.invert_yaxis()
+    ax.set_xlim(min(-0.1, float(np.nanmin(worst["kappa_lo"].to_numpy(float), initial=0.0)) - 0.05), 1.05)
+    ax.set_xlabel("Cohen's kappa, refusal vs not, on the held-out group")
+    ax.set_title(f"Worst held-out group per judge (n >= {MIN_GROUP_N}, >= {MIN_GROUP_REFUSALS} refusals; "
+                 "95% CI over requests)", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(groupings))
+    fig.tight_layout()
     return fig
