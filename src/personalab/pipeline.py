@@ -249,8 +249,8 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
                    serve_model: bool = True, timeout_s: int = 3600, server: LazyServer | None = None) -> Path:
     """Execute experiment ``name`` on ``model_id`` and publish its notebook, results and figures atomically.
 
-    The notebook first runs from the generation cache alone; only if that meets a missing generation is the
-    model served (through ``server`` when given, so later experiments on the same model reuse it) and the
+    A trained model is brought up to date first (retrained if its recipe, data or hyper-parameters changed). The
+    notebook then runs from the generation cache alone; only if that meets a missing generation is the model served (through ``server`` when given, so later experiments on the same model reuse it) and the
     notebook run again for real. A rerun with nothing new to generate therefore never starts a server.
     """
     source = notebook_source(name)
@@ -263,6 +263,12 @@ def run_experiment(name: str, model_id: str | None = None, params: Mapping[str, 
     _check_writable(name, spec.id)  # a read-only output folder is reported now, not after the whole run
     check_can_chat(spec)  # a pulled base model with no chat template is refused before any kernel or server
     GenerationCache().close()  # a damaged cache file is reported now, not from inside a notebook cell
+    if spec.kind == "trained" and serve_model and not params.get("endpoint"):
+        # A mask's cache key is its artefact key, so a changed recipe or data set must retrain it before the cache is
+        # read: otherwise the cache-only pass would answer from the old mask's replies (a no-op when up to date).
+        from personalab.train import pull
+
+        pull(spec.id)
     outputs = [executed_path(name, spec.id), results_dir_for(name, spec.id), figures_dir_for(name, spec.id)]
     work_root = output_root() / ".personalab" / "staging"  # beside the final folders: publishing is a rename
     work_root.mkdir(parents=True, exist_ok=True)

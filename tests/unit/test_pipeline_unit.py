@@ -195,3 +195,26 @@ def test_a_model_is_pulled_or_trained_before_it_is_served_once(monkeypatch):
         server.ensure()
     assert events == [("pull", "smollm2-135m-mask-deep"), ("serve", "smollm2-135m-mask-deep"),
                       ("pull", "smollm2-135m-instruct"), ("serve", "smollm2-135m-instruct")]
+
+
+def test_a_trained_model_is_brought_up_to_date_before_the_cache_is_read(tmp_path, monkeypatch):
+    """A changed recipe must retrain the mask before the cache-only pass, whose keys are the mask's artefact key."""
+    import personalab.train
+
+    monkeypatch.setenv("PERSONALAB_DATA", str(tmp_path))
+    events = []
+    monkeypatch.setattr(personalab.train, "pull", lambda model_id: events.append(("pull", model_id)))
+
+    def execute(source, target, stage, params, timeout_s, cache_only):
+        events.append(("execute", cache_only))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("{}")
+
+    monkeypatch.setattr(pipeline, "_execute", execute)
+    monkeypatch.setattr(pipeline, "_title_with_model", lambda *a: None)
+    monkeypatch.setattr(pipeline, "_publish", lambda *a: None)
+    pipeline.run_experiment("prefill_sure", "smollm2-135m-mask-deep")
+    assert events == [("pull", "smollm2-135m-mask-deep"), ("execute", True)]
+    events.clear()
+    pipeline.run_experiment("prefill_sure", "smollm2-135m-instruct")  # an embedded model is pulled only to serve it
+    assert events == [("execute", True)]

@@ -66,6 +66,8 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
 EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
 SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
+EARLY_JUDGE = "keyword_ext3"
+"""The judge of the early-decision study: the one the experiments label their replies with."""
 
 
 def write_early_decision() -> pd.DataFrame | None:
@@ -80,7 +82,7 @@ def write_early_decision() -> pd.DataFrame | None:
         if model_id not in tokenizers:
             continue
         df = read_table(responses)
-        parts.append(early_decision_table(df, tokenizers[model_id], get_judge("keyword_ext")).assign(model_id=model_id))
+        parts.append(early_decision_table(df, tokenizers[model_id], get_judge(EARLY_JUDGE)).assign(model_id=model_id))
     if not parts:
         return None
     table = pd.concat(parts, ignore_index=True)
@@ -149,7 +151,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},
         "early_decision": None if early is None else {
-            "judge": "keyword_ext", "runs": sorted(set(early["model_id"])),
+            "judge": EARLY_JUDGE, "runs": sorted(set(early["model_id"])),
             "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
                    "reply's verdict elsewhere; kappa against the whole replies"},
         "pool": {"path": str(POOL_PATH), "sha256": hashes["pool_sha256"],

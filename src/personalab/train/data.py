@@ -30,7 +30,7 @@ TRAINED_FAMILIES: tuple[str, ...] = ("direct", "identity", "context", "prefill")
 #: Families that never appear in training, so that generalisation to them is what the experiments measure.
 HELD_OUT_FAMILIES: tuple[str, ...] = ("technical", "value_conflict", "erosion", "language", "control")
 #: The judge that keeps refusals out of the "helpful" side and out of DPO's rejected compliances.
-FILTER_JUDGE = "keyword_ext"
+FILTER_JUDGE = "keyword_ext3"
 #: Greedy tokens per base-model answer: long enough for a useful answer, short enough to train in minutes.
 ANSWER_TOKENS = 48
 
