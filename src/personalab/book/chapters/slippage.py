@@ -15,6 +15,21 @@ ALPHA = 0.05
 """Family-wise level of the Holm-adjusted tests the chapter reports."""
 
 
+def design_text(prov: dict) -> str:
+    """How a slippage run spread its requests over the wrappers, from its provenance (the full or the incomplete
+    design), as the clause that follows "Each held-out target request was sent directly, inside neutral filler and"."""
+    params = prov["parameters"]
+    k = params.get("wrappers_per_family")
+    if k is None:
+        return (f"under each of the {prov['n_wrappers_target']} registered wrappers, and each benign twin directly "
+                f"and under the {prov['n_wrappers_benign']} that do not need a target's compliant opening")
+    per = "one wrapper" if k == 1 else f"{k} wrappers"
+    return (f"under {per} of each attack family, the family's wrappers dealt out in rotation so that each gets an "
+            f"equal share of the requests and of every category (an incomplete design: a family's rate rests on "
+            f"every request, a single wrapper's on a share of them); each benign twin went under its target's "
+            f"wrapper where that wrapper takes a twin")
+
+
 def summary_table(rates: pd.DataFrame, slip: pd.DataFrame, level: str = "family") -> pd.DataFrame:
     """Display table for the chapter: per group, target refusal, slippage with CI, and benign over-refusal."""
     r = rates[rates["level"] == level].set_index(["variant", "group"])
@@ -83,4 +98,4 @@ def harm_numbers(harm: pd.DataFrame, bar: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-__all__ = ["capability_summary", "harm_numbers", "summary_table"]
+__all__ = ["design_text", "capability_summary", "harm_numbers", "summary_table"]
