@@ -96,6 +96,17 @@ def test_power_table_reads_n_from_results_and_uses_holm_level_for_slippage() -> 
     assert len(shown) == len(table) and shown.iloc[0]["n"].split()[0] == str(table.iloc[0]["n"])
 
 
+def test_power_table_lists_a_mask_with_the_experiments_it_ran_and_the_masks_contrast() -> None:
+    from personalab.book.chapters import power
+
+    mask = "smollm2-135m-mask-deep"
+    rows = power.model_contrasts(mask)
+    assert {r.experiment for r in rows} <= {"slippage", "depth", "erosion", "persona_selection"}
+    assert "prefill_sure" not in {r.experiment for r in rows}  # no such run on a mask: skipped, not an error
+    masks_row = [c for c in power.main_contrasts([mask], "qwen2.5-coder-0.5b-instruct") if c.experiment == "masks"]
+    assert len(masks_row) == 1 and masks_row[0].n > 0 and math.isnan(masks_row[0].baseline)
+
+
 @pytest.mark.parametrize("gap_lo, gap_hi, drop_lo, expected", [
     (0.02, 0.19, 0.22, "neither"),   # deeper than the shallow mask, but it slips: the committed result
     (0.02, 0.19, -0.05, "for"),      # better and holds

@@ -82,9 +82,10 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
         out[f"{k}_steps"] = str(int(t["steps"]))
         out[f"{k}_hash"] = str(t["data_hash"])[:12]
         record = read_json(results_dir_for("slippage", m) / "provenance.json")["model"]["training"]
-        out["n_dev_pairs"] = str(len(record["data"]["items"]) // 2)
-        out["n_general"] = str(record["data"].get("general_requests", 0))
-        out["general_version"] = str(record["data"].get("general_version", "none"))
+        out["n_dev_pairs"] = str(sum(i.endswith("-t") for i in record["data"]["items"]))  # target ids end in -t
+        if record["data"].get("general_requests"):
+            out["n_general"] = str(record["data"]["general_requests"])
+            out["general_version"] = str(record["data"]["general_version"])
         out["never_families"] = ", ".join(f.replace("_", " ") for f in record["data"]["families_never_trained"])
         out["trl"] = record["software"]["trl"]
         out["peft"] = record["software"]["peft"]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from personalab.book import provenance
 from personalab.outputs import results_dir_for
-from personalab.book.chapters.integration import ALPHA, short_name, tab
+from personalab.book.chapters.integration import ALPHA, MASKS_BASE, short_name, tab
 from personalab.stats import min_detectable_difference
 
 POWER = 0.8
@@ -107,6 +107,13 @@ def model_contrasts(m: str) -> list[MainContrast]:
 def main_contrasts(models: Sequence[str], single: str) -> list[MainContrast]:
     """Every experiment's main contrast for each model it ran on, with n and baseline read from its results."""
     out = [c for m in models for c in model_contrasts(m)]
+    if _ran("masks", MASKS_BASE):
+        by_recipe = {m.rsplit("-", 1)[-1]: m for m in provenance("masks", MASKS_BASE)["models"][1:]}
+        gap = tab("masks", MASKS_BASE, "discrimination_contrasts").set_index(["a", "b", "group"])
+        deep_vs_shallow = gap.loc[(by_recipe["deep"], by_recipe["shallow"], "never trained")]
+        out.append(MainContrast("masks", MASKS_BASE, "harm tracking under never-trained attacks, deep minus shallow mask",
+                                int(deep_vs_shallow["n_pairs"]), "request pairs",
+                                note="a difference of two differences of proportions; its interval is in the claim table"))
     att = tab("detection", single, "attacks").set_index(["system", "condition"]).loc[("B", "all attacks")]
     d = tab("detection", single, "attack_difference").set_index("condition").loc["all attacks"]
     out.append(MainContrast("detection", single, "refusal under attack, system A minus system B",
