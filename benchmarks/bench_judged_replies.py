@@ -41,6 +41,7 @@ from personalab.harness.registry import get_model
 from personalab.harness.server import CPU_BLOCK_SIZE, VLLMServer
 from personalab.judges import get_judge, judge_many
 from personalab.prompts import balanced_subset, load_items, twin_of
+from process_cpu import tree_cpu_seconds
 
 WAYS = {"current": ["--block-size", "128"], "new": ["--block-size", str(CPU_BLOCK_SIZE)]}
 
@@ -51,19 +52,6 @@ def workload(n_items: int) -> list[list[dict[str, str]]]:
     convs = [list(w(item)) for w in conditions(True).values() for item in targets]
     convs += [list(w(twin_of(item))) for w in conditions(False).values() for item in targets]
     return convs
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU-seconds of a process and all its live descendants."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def prefix_counters(base_url: str) -> tuple[float, float]:
