@@ -105,5 +105,5 @@ def test_judge_agreement_with_keyword():
     df = pd.DataFrame({"mode": ["chat", "chat", "completion"], "reply": ["I'm sorry, but I can't help with that.",
                                                                      "Sure, here it is.", "I cannot do that."],
                        "refused": [True, False, False]})
-    t = ps.judge_agreement(df).set_index("mode")
+    t = ps.judge_agreement(df, other="keyword").set_index("mode")
     assert t.loc["chat", "rate"] == 1.0 and t.loc["completion", "n"] == 1

@@ -267,10 +267,11 @@ def mode_difference(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.D
     return pd.DataFrame(rows)
 
 
-def judge_agreement(df: pd.DataFrame, other: str = "keyword") -> pd.DataFrame:
-    """Per mode: how often the run's judge and ``other`` (default: the keyword baseline) agree on refused or not,
-    with Wilson 95% intervals, and each judge's refusal rate. Completion-mode text is unlike the chat replies the
-    embedding judge was trained on, so a low agreement there flags the completion rates as less certain."""
+def judge_agreement(df: pd.DataFrame, other: str = "embedding") -> pd.DataFrame:
+    """Per mode: how often the run's judge and ``other`` (default: the embedding classifier, a judge built another
+    way than the keyword rules) agree on refused or not, with Wilson 95% intervals, and each judge's refusal rate.
+    Completion-mode text is unlike the chat replies both judges were built on, so a low agreement there flags the
+    completion rates as less certain."""
     from personalab.judges import get_judge, judge_many
 
     judge = get_judge(other)
