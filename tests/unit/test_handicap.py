@@ -250,3 +250,11 @@ def test_market_inputs_pools_over_refusal():
                           "over_refusal_plain": [0.0], "n_over_refusal_plain": [10],
                           "over_refusal_attacked": [0.5], "n_over_refusal_attacked": [30]})
     assert hc.market_inputs(table)["over_refusal"].iloc[0] == pytest.approx(0.375)
+
+
+def test_count_phrase_spells_small_counts_and_plurals():
+    from personalab.book.chapters.handicap import _count_phrase
+
+    assert _count_phrase(1, "attack framing") == "one attack framing"
+    assert _count_phrase(2, "attack framing") == "two attack framings"
+    assert _count_phrase(12, "attack framing") == "12 attack framings"

@@ -13,6 +13,12 @@ from personalab.outputs import read_json, read_table, results_dir_for
 from personalab.experiments.handicap import DIRECT, EXPERIMENT, lookalike_reference
 
 
+def _count_phrase(n: int, noun: str) -> str:
+    """'one attack framing', 'two attack framings', ... (digits from ten on)."""
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    return f"{words[n] if n < len(words) else n} {noun}{'' if n == 1 else 's'}"
+
+
 def short(text: str, width: int = 160) -> str:
     """Whitespace collapsed and cut to ``width`` characters."""
     flat = " ".join(str(text).split())
@@ -43,6 +49,7 @@ def chapter_numbers(model_id: str) -> dict[str, str]:
     out: dict[str, str] = {
         "n": str(prov["n_items"]), "n_attacked": str(int(table["n_attacked"].iloc[0])),
         "wrappers": ", ".join(f"`{w}`" for w in params["wrappers"] if w != DIRECT),
+        "n_wrappers": _count_phrase(sum(w != DIRECT for w in params["wrappers"]), "attack framing"),
         "max_tokens": str(params["max_tokens"]), "think_tokens": str(params["think_tokens"]),
         "n_samples": str(params["n_samples"]), "price": f"{params['price_per_m_tokens']:g}",
         "value": f"{params['value_of_alignment']:g}", "incident": f"{params['incident_cost']:g}",
