@@ -75,6 +75,21 @@ def chapter_numbers(base: str) -> dict[str, str]:
     return out
 
 
+def masks_version_note(experiment: str, base: str) -> str:
+    """Whether ``experiment``'s committed run on ``base`` and its masks came after the current masks were trained
+    (their training dates, from the masks' slippage provenance): a sentence for the chapter either way."""
+    run_date = read_json(results_dir_for(experiment, base) / "provenance.json")["date"]
+    masks = read_json(results_dir_for(experiment, base) / "provenance.json")["parameters"].get("masks") or []
+    trained = [read_json(results_dir_for("slippage", m) / "provenance.json")["model"].get("training", {}).get("date")
+               for m in masks if m != base]
+    trained = [t for t in trained if t]
+    if not trained or run_date >= max(trained):
+        return "These numbers were measured on the masks the rest of the book reads."
+    return (f"These numbers come from a run on {run_date[:10]}, on the first training of the masks; the masks the rest "
+            f"of the book reads were retrained on {max(trained)[:10]}, and "
+            "`make book-full` measures them again (most of an hour on two cores).")
+
+
 def axis_numbers(base: str) -> dict[str, str]:
     """Formatted strings of the persona-axis notebook (keys without the chapter's prefix)."""
     d = results_dir_for("persona_axis", base)
@@ -87,6 +102,7 @@ def axis_numbers(base: str) -> dict[str, str]:
         out[f"axis_{k}_share"] = pct(r["axis_share"])
         out[f"axis_{k}_layer"] = str(int(r["layer"]))
     out["axis_n_for"] = str(int((summary["hi"] < 0).sum()))
+    out["axis_version"] = masks_version_note("persona_axis", base)
     out["axis_n_models"] = str(len(summary))
     return out
 
@@ -105,4 +121,5 @@ def probe_numbers(base: str) -> dict[str, str]:
         out[f"probe_{key_of(model, base)}_diff"] = f"{r['difference']:+.2f} (95% CI {r['lo']:+.2f} to {r['hi']:+.2f})"
     out["probe_n_above"] = str(int((diffs["lo"] > 0).sum()))
     out["probe_n_models"] = str(len(diffs))
+    out["probe_version"] = masks_version_note("probe", base)
     return out

@@ -581,6 +581,8 @@ def claim_table(models: list[str], single: str,
         t.glue[f"int_n_{v.replace(' ', '_')}"] = str(int(counts.get(v, 0)))
     t.glue["int_n_claims"] = str(len(claims))
     t.glue["int_stable"] = stability_phrase(list(claims["stable"]), prov)
+    for key, cell in claims["stable"].items():
+        t.glue[f"int_stable_{key}"] = f'"{cell}"'
     return claims, t.glue
 
 

@@ -1,0 +1,27 @@
+"""The inside chapter says whether its persona-axis and probe numbers were measured on the current masks."""
+
+from __future__ import annotations
+
+from personalab.book.chapters import inside
+
+
+def _fake_read_json(dates: dict[str, str], run_date: str):
+    def read_json(path):
+        path = str(path)
+        for model, date in dates.items():
+            if f"slippage/{model}/" in path:
+                return {"model": {"training": {"date": date}}}
+        return {"date": run_date, "parameters": {"masks": list(dates)}}
+    return read_json
+
+
+def test_a_run_older_than_the_masks_says_so(monkeypatch):
+    monkeypatch.setattr(inside, "read_json", _fake_read_json({"m-a": "2026-12-06T10:00:00", "m-b": "2026-12-05"},
+                                                             "2026-12-04T21:00:00"))
+    note = inside.masks_version_note("persona_axis", "base")
+    assert "2026-12-04" in note and "retrained on 2026-12-06" in note
+
+
+def test_a_run_after_the_masks_reads_the_current_ones(monkeypatch):
+    monkeypatch.setattr(inside, "read_json", _fake_read_json({"m-a": "2026-12-06T10:00:00"}, "2026-12-06T12:00:00"))
+    assert inside.masks_version_note("probe", "base").startswith("These numbers were measured on the masks")
