@@ -78,8 +78,8 @@ def chapter_numbers(base: str) -> dict[str, str]:
 def masks_version_note(experiment: str, base: str) -> str:
     """Whether ``experiment``'s committed run on ``base`` and its masks came after the current masks were trained
     (their training dates, from the masks' slippage provenance): a sentence for the chapter either way."""
-    run_date = read_json(results_dir_for(experiment, base) / "provenance.json")["date"]
-    masks = read_json(results_dir_for(experiment, base) / "provenance.json")["parameters"].get("masks") or []
+    prov = read_json(results_dir_for(experiment, base) / "provenance.json")
+    run_date, masks = prov["date"], prov["parameters"].get("masks") or []
     trained = [read_json(results_dir_for("slippage", m) / "provenance.json")["model"].get("training", {}).get("date")
                for m in masks if m != base]
     trained = [t for t in trained if t]
