@@ -62,9 +62,9 @@ def chapter_numbers(base_id: str) -> dict[str, str]:
         if DEPTH_K in sweep.index:
             out[f"{k}_depth"] = _rate(sweep.loc[DEPTH_K])
         out[f"{k}_depth0"] = _rate(sweep.loc[0])
+        if m == base_id:
+            out["depth_n"] = str(int(sweep.loc[0, "n"]))
     out["depth_k"] = str(DEPTH_K)
-    out["depth_n"] = str(int(read_table(results_dir_for("depth", base_id) / "compliance_sweep.csv")
-                             .set_index("depth").loc[0, "n"]))
     for _, row in contrasts.iterrows():
         a, b = key[row["a"]], key[row["b"]]
         group = {"shown in training": "shown", "never trained": "never"}.get(row["group"], row["group"])
