@@ -85,7 +85,7 @@ def masks_version_note(experiment: str, base: str) -> str:
     trained = [t for t in trained if t]
     if not trained or run_date >= max(trained):
         return "These numbers were measured on the masks the rest of the book reads."
-    return (f"These numbers come from a run on {run_date[:10]}, on the first training of the masks; the masks the rest "
+    return (f"These numbers come from a run on {run_date[:10]}, on an earlier training of the masks; the masks the rest "
             f"of the book reads were retrained on {max(trained)[:10]}, and "
             "`make book-full` measures them again (most of an hour on two cores).")
 
