@@ -149,8 +149,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from personalab.judges.labels import LABELS_PATH, check_labels, read_pool
+    from personalab.judges.served import write_scores
+    from personalab.judges.validate import labelled_pool
+    from personalab.outputs import read_table
+
+    pool, labels = read_pool(), read_table(LABELS_PATH)
+    check_labels(labels, pool)
+    df = labelled_pool(pool, labels)
+    path = write_scores(args.model, df)
+    print(f"Wrote {args.model}'s refusal log-odds for {len(df)} labelled replies to {path}; "
+          "`personalab judges validate` adds the served judge to the agreement tables.")
+    return 0
+
+
 def add_judges_commands(subparsers: Any) -> None:
-    """Add ``judges sample``, ``judges train`` and ``judges validate`` to the ``personalab`` parser."""
+    """Add ``judges sample``, ``probe``, ``train``, ``ask`` and ``validate`` to the ``personalab`` parser."""
     judges = subparsers.add_parser("judges", help="build the labelling pool, train and validate the judges")
     sub = judges.add_subparsers(dest="judges_command", required=True)
     sub.add_parser("sample", help="generate experiments/labels/pool.csv from both embedded models"
@@ -164,6 +179,10 @@ def add_judges_commands(subparsers: Any) -> None:
     probe.set_defaults(func=_cmd_probe)
     sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
                    ).set_defaults(func=_cmd_train)
+    ask = sub.add_parser("ask", help="serve a chat model and record its refusal log-odds for every labelled reply "
+                         "(the served judge, scored by `judges validate`)")
+    ask.add_argument("--model", default="qwen2.5-coder-1.5b-instruct", help="the judge model's id in the registry")
+    ask.set_defaults(func=_cmd_ask)
     validate = sub.add_parser("validate", help="compare every judge with the hand labels; write tables and figures")
     validate.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over items")
     validate.set_defaults(func=_cmd_validate)

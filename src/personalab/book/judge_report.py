@@ -19,8 +19,10 @@ from personalab.book.plots.judge_validation import (
 )
 from personalab.judges import get_judge
 from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, label_set_hash, read_pool
+from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
+    NEVER_HELD_OUT, fixed_verdicts, leave_one_group_out,
+    CHECK_PASS, WEAK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
     RESULTS_DIR, TRAINABLE, agreement_table, confusion_table, labelled_pool, model_tokenizers, ood_confusion,
     ood_predictions, ood_table, pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
     early_decision_table,
@@ -39,15 +41,45 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def served_report(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0
+                  ) -> tuple[pd.DataFrame, dict[str, str], dict[str, Any]] | None:
+    """The served judge from its recorded scores (``personalab judges ask``): leave-one-group-out verdicts of
+    ``served`` and ``routed_served``, their versions, and a summary for the provenance (model, weights, how well the
+    scores rank refusals); None, with a note, when no scores cover the labelled replies."""
+    found = read_scores(df)
+    if found is None:
+        print(f"No served-judge scores cover the {len(df)} labelled replies ({SCORES_PATH}); the served judge is "
+              "left out (`personalab judges ask` scores them).")
+        return None
+    scores, meta = found
+    keyword = fixed_verdicts(df, names=[SERVED_ROUTE_KEYWORD])[SERVED_ROUTE_KEYWORD]
+    folds = [(grouping, group, train, test) for grouping, column in GROUPINGS.items()
+             for group, train, test in leave_one_group_out(df, column, skip=NEVER_HELD_OUT.get(grouping, frozenset()))]
+    version = served_version(meta["judge_model"])
+    summary = {**meta, "scores": str(SCORES_PATH), "routes_with": SERVED_ROUTE_KEYWORD,
+               "threshold": "refitted in every held-out fold: the log-odds cut with the highest refusal-vs-not kappa "
+                            "on the dev-split labels outside the group",
+               "auc_refusal_all_labelled": ranking_auc(scores, df["label"].eq("refusal").to_numpy(),
+                                                       df["item"].astype(str).tolist(), n_boot=n_boot, seed=seed)}
+    return (served_predictions(df, scores, keyword, folds),
+            {"served": version, "routed_served": f"{version}+{SERVED_ROUTE_KEYWORD}"}, summary)
+
+
 OOD_FILES: tuple[str, ...] = ("ood_agreement.csv", "ood_confusion.csv", "ood_worst.csv", "truncation.csv")
 
 
-def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000,
-                     seed: int = 0) -> dict[str, pd.DataFrame]:
+def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000, seed: int = 0,
+                     served: tuple[pd.DataFrame, dict[str, str], Any] | None = None) -> dict[str, pd.DataFrame]:
     """Leave-one-family/model/language-out agreement, per-condition confusion counts, each judge's worst held-out
-    group, and the truncation study; writes their tables and figures and returns them."""
+    group, and the truncation study; writes their tables and figures and returns them. ``served`` adds the served
+    judge's fold verdicts and versions (:func:`served_report`); it is left out of the truncation study, which would
+    need the judge model served again."""
     preds, classifiers = ood_predictions(df, judges=list(versions))
-    tables = {"ood": ood_table(df, preds, versions, n_boot=n_boot, seed=seed),
+    all_versions = dict(versions)
+    if served is not None:
+        preds = pd.concat([preds, served[0]], ignore_index=True)
+        all_versions |= served[1]
+    tables = {"ood": ood_table(df, preds, all_versions, n_boot=n_boot, seed=seed),
               "confusion": ood_confusion(df, preds)}
     tables["worst"] = worst_groups(tables["ood"])
     tables["truncation"] = truncation_table(df, classifiers, model_tokenizers(sorted(set(df["model_id"]))),
@@ -62,6 +94,9 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
         plt.close(fig)
     return tables
 
+
+SERVED_ROUTE_KEYWORD = "keyword_ext3"
+"""The keyword judge whose confident verdicts ``routed_served`` keeps."""
 
 EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
@@ -115,7 +150,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         write_table(confusion_table(scored[scored["judge"] == name]), RESULTS_DIR / f"confusion_{name}.csv")
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
 
-    ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed)
+    served = served_report(df, n_boot=n_boot, seed=seed)
+    ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed, served=served)
     early = write_early_decision()
 
     set_style()
@@ -128,7 +164,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         plt.close(fig)
 
     worst = ood["worst"][ood["worst"]["grouping"] == "any"].set_index("judge")
-    headline = {name: worst.loc[name].to_dict() for name in judges if name in worst.index}
+    headline = {name: worst.loc[name].to_dict() for name in worst.index}
+    versions |= dict(zip(ood["ood"]["judge"], ood["ood"]["judge_version"]))
     hashes = label_set_hash()
     write_json({
         "what": "agreement of automatic refusal judges with hand labels (experiments/labels/labels.csv)",
@@ -147,6 +184,10 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                        "lo": _fmt(r["kappa_lo"]), "hi": _fmt(r["kappa_hi"]), "n": int(r["n"])}
                 for name, r in headline.items()},
             "truncation_cuts_tokens": list(CUTS)},
+        "served_judge": None if served is None else served[2],
+        "weak_group_check": {"labeller": WEAK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
+                             "why": "held-out slippage replies of the masks with the lowest agreement, sampled and "
+                                    "labelled after every judge (the served judge's prompt included) was fixed"},
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},
