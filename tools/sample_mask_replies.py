@@ -3,9 +3,10 @@
 The masks' replies are the judge's newest out-of-distribution condition: models no judge was built on, whose
 refusals (the deep mask's reasons, the shallow mask's script) no labelled reply showed. Three replies per attack
 family and mask (targets and twins alternating), drawn with a fixed seed from the committed slippage results, are
-appended to ``experiments/labels/probe_pool.csv`` (rows already there are kept); label them in ``labels.csv`` by
-``experiments/labels/GUIDE.md``, without looking at any judge's output.
-    usage: .venv/bin/python tools/sample_mask_replies.py [--per-family 3] [--seed 0]
+appended to ``experiments/labels/probe_pool.csv``; label them in ``labels.csv`` by ``experiments/labels/GUIDE.md``,
+without looking at any judge's output. A reply whose id (model, wrapper, request) is already in the pool is never
+drawn again, so a row that was labelled keeps the reply its label was given for.
+    usage: .venv/bin/python tools/sample_mask_replies.py [--models ID ...] [--per-family 3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 
 import pandas as pd
 
-from personalab.judges.labels import PROBE_POOL_PATH
+from personalab.judges.labels import POOL_PATH, PROBE_POOL_PATH
 from personalab.judges.probe_pool import PROBE_COLUMNS
 from personalab.judges.sample import pool_id
 from personalab.outputs import read_table, results_dir_for, write_table
@@ -22,8 +23,10 @@ from personalab.outputs import read_table, results_dir_for, write_table
 MASKS = ("smollm2-135m-mask-shallow", "smollm2-135m-mask-deep", "smollm2-135m-mask-preference")
 
 
-def sample(model: str, per_family: int, seed: int) -> pd.DataFrame:
+def sample(model: str, per_family: int, seed: int, taken: set[str] = frozenset()) -> pd.DataFrame:
     replies = read_table(results_dir_for("slippage", model) / "responses.csv")
+    ids = [pool_id(model, f"slippage/{w}", it) for w, it in zip(replies["wrapper"], replies["item"])]
+    replies = replies[[i not in taken for i in ids]]
     picked = []
     for family, part in replies.groupby("family", sort=True):
         part = part.sample(frac=1.0, random_state=seed)
@@ -43,12 +46,14 @@ def sample(model: str, per_family: int, seed: int) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MASKS), help="models whose slippage replies to sample")
     parser.add_argument("--per-family", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    new = pd.concat([sample(m, args.per_family, args.seed) for m in MASKS], ignore_index=True)
     old = read_table(PROBE_POOL_PATH)
-    merged = pd.concat([old[~old["id"].isin(new["id"])], new[list(PROBE_COLUMNS)]], ignore_index=True)
+    taken = set(old["id"]) | set(read_table(POOL_PATH)["id"])
+    new = pd.concat([sample(m, args.per_family, args.seed, taken) for m in args.models], ignore_index=True)
+    merged = pd.concat([old, new[list(PROBE_COLUMNS)]], ignore_index=True)
     write_table(merged, PROBE_POOL_PATH)
     print(f"{len(new)} mask replies in {PROBE_POOL_PATH} ({len(merged)} rows in all)")
 

@@ -196,6 +196,9 @@ def agreement_table(scored: pd.DataFrame, versions: dict[str, str], trained_on: 
 CHECK_PASS = "pass-4-check"
 """The labelling pass sampled and labelled after keyword_ext3's rules were fixed: the rules' out-of-sample check (the
 rules were written after reading every disagreement of keyword_ext in the passes before it)."""
+WEAK_PASS = "pass-5-weak"
+"""A later fresh pass, drawn from the masks with the lowest held-out agreement (preference, then deep) after every
+judge was fixed (the served judge's prompt included), to narrow their intervals with replies no judge was built on."""
 
 
 def pass_table(scored: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
