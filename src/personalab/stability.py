@@ -30,7 +30,7 @@ from personalab.book.chapters.integration import (JUDGED_EXPERIMENTS, ROW_EXPERI
                                                   STABILITY_DIR, claim_table)
 from personalab.harness.registry import load_registry
 from personalab.harness.server import vllm_distribution
-from personalab.outputs import output_root_at, results_dir_for, write_json, write_table
+from personalab.outputs import output_root_at, published, results_dir_for, write_json, write_table
 from personalab.parameters import Parameter, check_values
 from personalab.paths import REPO_ROOT, repo_path
 from personalab.pipeline import (LazyServer, declared_parameters, experiment_names, load_config, notebook_source,
@@ -135,16 +135,33 @@ def varied_text(row_pairs: Sequence[tuple[str, str]], seeds: Sequence[int | None
     return "; ".join(parts)
 
 
-def compare(committed: pd.Series, repetitions: Mapping[str, pd.Series], varied: Mapping[str, str]) -> pd.DataFrame:
-    """One row per claim key of ``varied``: its committed verdict, each repetition's, whether all equal it, how
-    many differ, the number of repetitions and what was varied."""
+VERDICT_COLUMNS: tuple[str, ...] = ("key", "committed", "verdicts", "held", "n_changed", "n_repetitions", "varied",
+                                    "date")
+"""``verdicts.csv``: one row per re-derived claim; ``verdicts`` lists the repetitions' verdicts in order."""
+
+
+def compare(committed: pd.Series, repetitions: Mapping[str, pd.Series], varied: Mapping[str, str],
+            date: str) -> pd.DataFrame:
+    """One row per claim key of ``varied``: its committed verdict, the repetitions' verdicts, whether all equal
+    it, how many differ, the number of repetitions, what was varied and the date of the re-run."""
     rows = []
     for key in [k for k in committed.index if k in varied]:
-        got = {name: verdicts[key] for name, verdicts in repetitions.items()}
-        n_changed = sum(v != committed[key] for v in got.values())
-        rows.append({"key": key, "committed": committed[key], **got, "held": n_changed == 0, "n_changed": n_changed,
-                     "n_repetitions": len(got), "varied": varied[key]})
-    return pd.DataFrame(rows)
+        got = [verdicts[key] for verdicts in repetitions.values()]
+        n_changed = sum(v != committed[key] for v in got)
+        rows.append({"key": key, "committed": committed[key], "verdicts": "; ".join(got), "held": n_changed == 0,
+                     "n_changed": n_changed, "n_repetitions": len(got), "varied": varied[key], "date": date})
+    return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+
+
+def merge_records(earlier: pd.DataFrame | None, fresh: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """The recorded verdicts after a re-run: the fresh rows, and the earlier rows of keys this re-run did not
+    re-derive (a record is replaced only by a newer one of the same row), in the claim table's ``order``."""
+    if earlier is None or earlier.empty:
+        return fresh.reset_index(drop=True)
+    kept = earlier[~earlier["key"].isin(fresh["key"])]
+    merged = pd.concat([kept[list(VERDICT_COLUMNS)], fresh], ignore_index=True)
+    rank = {key: i for i, key in enumerate(order)}
+    return merged.sort_values("key", key=lambda keys: keys.map(rank), kind="stable").reset_index(drop=True)
 
 
 def seed_results(source: Path, dest: Path, skip: set[tuple[str, str]]) -> None:
@@ -260,17 +277,28 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
                             "servers": _servers(rep_dir, pairs),
                             "runs": [{"experiment": n, "model": m, "params": p}
                                      for m, items in runs_of_rep for n, p in items]})
-    table = compare(committed, verdicts, varied)
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    table = compare(committed, verdicts, varied, date)
     verdicts_dir = Path(verdicts_dir)
-    written = write_table(table, verdicts_dir / "verdicts.csv")
+    earlier, earlier_runs = read_records(verdicts_dir)
+    written = write_table(merge_records(earlier, table, list(committed.index)), verdicts_dir / "verdicts.csv")
     dist = vllm_distribution()
-    write_json({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "n_repetitions": len(seeds),
-                "seeds": list(seeds), "temperature": temperature,
-                "temperature_experiments": sorted(n for n, d in declared.items() if "temperature" in d)
-                if temperature is not None else [],
-                "config": str(config or Path("experiments") / "config.yaml"), "only": list(only) if only else None,
-                "claim_models": models, "single_model": single, "vllm_installed": " ".join(dist) if dist else None,
-                "repetitions": repetitions}, verdicts_dir / "provenance.json")
+    run = {"date": date, "keys": table["key"].tolist(), "n_repetitions": len(seeds),
+           "seeds": list(seeds), "temperature": temperature,
+           "temperature_experiments": sorted(n for n, d in declared.items() if "temperature" in d)
+           if temperature is not None else [],
+           "config": str(config or Path("experiments") / "config.yaml"), "only": list(only) if only else None,
+           "claim_models": models, "single_model": single, "vllm_installed": " ".join(dist) if dist else None,
+           "repetitions": repetitions}
+    write_json({"runs": [*earlier_runs, run]}, verdicts_dir / "provenance.json")
     print(f"== stability: {int(table['held'].sum())} of {len(table)} re-derived verdicts held in every repetition; "
-          f"wrote {written} ==", flush=True)
+          f"wrote {written} (earlier records of other rows kept) ==", flush=True)
     return table
+
+
+def read_records(verdicts_dir: Path | str) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """The verdicts and the re-runs recorded in ``verdicts_dir`` so far (None and [] when there are none)."""
+    path = published(Path(verdicts_dir) / "verdicts.csv")
+    if not path.exists():
+        return None, []
+    return pd.read_csv(path), json.loads(path.with_name("provenance.json").read_text())["runs"]

@@ -84,12 +84,25 @@ def test_compare_marks_a_row_held_only_when_every_repetition_agrees():
     committed = pd.Series({"cracks": "not supported", "depth": "mixed", "inside": "untested here"})
     reps = {"rep_1": pd.Series({"cracks": "not supported", "depth": "mixed", "inside": "untested here"}),
             "rep_2": pd.Series({"cracks": "mixed", "depth": "mixed", "inside": "untested here"})}
-    table = stability.compare(committed, reps, {"cracks": "empty cache", "depth": "empty cache"})
-    assert table.columns.tolist() == ["key", "committed", "rep_1", "rep_2", "held", "n_changed", "n_repetitions",
-                                      "varied"]
+    table = stability.compare(committed, reps, {"cracks": "empty cache", "depth": "empty cache"}, "2026-12-10")
+    assert table.columns.tolist() == ["key", "committed", "verdicts", "held", "n_changed", "n_repetitions",
+                                      "varied", "date"]
     assert table["key"].tolist() == ["cracks", "depth"]
     assert table["held"].tolist() == [False, True] and table["n_changed"].tolist() == [1, 0]
-    assert table["n_repetitions"].tolist() == [2, 2] and table.loc[0, "rep_2"] == "mixed"
+    assert table["n_repetitions"].tolist() == [2, 2] and table.loc[0, "verdicts"] == "not supported; mixed"
+    assert set(table["date"]) == {"2026-12-10"}
+
+
+def test_merge_records_keeps_earlier_rows_of_other_keys_and_replaces_the_same_key():
+    def rows(keys, date):
+        return pd.DataFrame([{"key": k, "committed": "mixed", "verdicts": "mixed", "held": True, "n_changed": 0,
+                              "n_repetitions": 1, "varied": "empty cache", "date": date} for k in keys])
+
+    earlier, fresh = rows(["cracks", "depth"], "old"), rows(["depth", "detect"], "new")
+    merged = stability.merge_records(earlier, fresh, ["cracks", "modes", "depth", "detect"])
+    assert merged["key"].tolist() == ["cracks", "depth", "detect"]
+    assert merged["date"].tolist() == ["old", "new", "new"]
+    assert stability.merge_records(None, fresh, ["depth", "detect"]).equals(fresh)
 
 
 def test_stable_text():
@@ -103,10 +116,14 @@ def test_stable_text():
 
 def test_stability_phrase_counts_rows_and_names_what_varied():
     assert "not measured" in integration.stability_phrase(["not measured"], None)
-    prov = {"date": "2026-12-10T08:00:00+00:00", "n_repetitions": 2, "seeds": [1, 2], "temperature": 0.7}
+    prov = {"runs": [{"date": "2026-12-09T08:00:00+00:00", "n_repetitions": 1, "seeds": [None],
+                      "temperature": None, "keys": ["cracks"]},
+                     {"date": "2026-12-10T08:00:00+00:00", "n_repetitions": 2, "seeds": [1, 2], "temperature": 0.7,
+                      "keys": ["detect", "depth"]}]}
     text = integration.stability_phrase(["held in 2 of 2 re-runs", "changed in 1 of 2", "not measured"], prov)
-    assert text.startswith("The last one (2026-12-10; 2 re-runs from an empty generation cache, seeds 1, 2, "
-                           "temperature 0.7 where a notebook samples)")
+    assert text.startswith("The recorded re-runs (2026-12-09, 1 re-run from an empty generation cache, rows cracks; "
+                           "2026-12-10, 2 re-runs from an empty generation cache, seeds 1, 2, temperature 0.7 where a "
+                           "notebook samples, rows detect, depth)")
     assert f"re-derived 2 of the {len(integration.ROW_EXPERIMENTS)} measured rows" in text
     assert "1 held in every re-run and 1 changed at least once" in text
 
@@ -121,16 +138,19 @@ def test_claim_table_shows_recorded_stability(tmp_path):
                     ignore=shutil.ignore_patterns("stability"))
     committed, _ = integration.claim_table([QWEN, SMOL], QWEN, root=tmp_path)
     assert committed["stable"].eq("not measured").all() and committed.index[0] == "cracks"
-    measured = pd.DataFrame([{"key": "depth", "committed": committed.loc["depth", "verdict"], "rep_1": "x",
-                              "held": True, "n_changed": 0, "n_repetitions": 2, "varied": "empty cache"}])
+    measured = pd.DataFrame([{"key": "depth", "committed": committed.loc["depth", "verdict"], "verdicts": "x; x",
+                              "held": True, "n_changed": 0, "n_repetitions": 2, "varied": "empty cache",
+                              "date": "2026-12-10T08:00:00+00:00"}])
     (tmp_path / integration.STABILITY_DIR).mkdir(parents=True)
     measured.to_csv(tmp_path / integration.STABILITY_DIR / "verdicts.csv", index=False)
-    (tmp_path / integration.STABILITY_DIR / "provenance.json").write_text(json.dumps(
-        {"date": "2026-12-10T08:00:00+00:00", "n_repetitions": 2, "seeds": [None, None], "temperature": None}))
+    (tmp_path / integration.STABILITY_DIR / "provenance.json").write_text(json.dumps({"runs": [
+        {"date": "2026-12-10T08:00:00+00:00", "n_repetitions": 2, "seeds": [None, None], "temperature": None,
+         "keys": ["depth"]}]}))
     claims, glued = integration.claim_table([QWEN, SMOL], QWEN, root=tmp_path)
     assert claims.loc["depth", "stable"] == "held in 2 of 2 re-runs"
     assert claims.drop(index="depth")["stable"].eq("not measured").all()
-    assert glued["int_stable"].startswith("The last one (2026-12-10; 2 re-runs from an empty generation cache) ")
+    assert glued["int_stable"].startswith("The recorded re-runs (2026-12-10, 2 re-runs from an empty generation "
+                                          "cache, rows depth) ")
 
 
 # -- inputs, refused before any server starts ------------------------------------------------------------------------
@@ -253,6 +273,11 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
 
     monkeypatch.setattr(stability, "run_experiment", fake_run)
     monkeypatch.setattr(stability, "claim_table", fake_claims)
+    earlier = {"key": "cracks", "committed": "supported", "verdicts": "supported", "held": True, "n_changed": 0,
+               "n_repetitions": 1, "varied": "empty generation cache; re-ran slippage", "date": "2026-12-01"}
+    (tmp_path / "stab").mkdir()
+    pd.DataFrame([earlier]).to_csv(tmp_path / "stab" / "verdicts.csv", index=False)
+    (tmp_path / "stab" / "provenance.json").write_text(json.dumps({"runs": [{"date": "2026-12-01", "keys": ["cracks"]}]}))
     table = stability.rerun(tmp_path / "out", seeds=(3, 4), only=["prefill_sure"], verdicts_dir=tmp_path / "stab")
 
     # in the configuration's order (SmolLM2's prefill_sure run is in the main tier, listed before Qwen's)
@@ -260,13 +285,15 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
                                                           ("rep_2", SMOL, 4), ("rep_2", QWEN, 4)]
     assert calls[0][3]["n_items"] == 20  # the configured parameters are kept
     written = pd.read_csv(tmp_path / "stab" / "verdicts.csv")
-    assert written.to_dict("records") == table.to_dict("records")
-    row = written.iloc[0]
-    assert len(written) == 1 and row["key"] == "depth"
-    assert (row["committed"], row["rep_1"], row["rep_2"]) == ("mixed", "mixed", "supported")
+    assert written.to_dict("records") == [earlier, *table.to_dict("records")]  # the earlier row of another key stays
+    row = written.iloc[1]
+    assert len(table) == 1 and row["key"] == "depth"
+    assert (row["committed"], row["verdicts"]) == ("mixed", "mixed; supported")
     assert not row["held"] and row["n_changed"] == 1 and row["n_repetitions"] == 2
     assert row["varied"] == f"empty generation cache; seeds 3, 4; re-ran prefill_sure on {QWEN}, {SMOL}"
-    prov = json.loads((tmp_path / "stab" / "provenance.json").read_text())
+    runs = json.loads((tmp_path / "stab" / "provenance.json").read_text())["runs"]
+    prov = runs[-1]
+    assert [r["keys"] for r in runs] == [["cracks"], ["depth"]]
     assert prov["seeds"] == [3, 4] and prov["temperature"] is None and prov["only"] == ["prefill_sure"]
     assert prov["claim_models"] == [QWEN, SMOL, *MASKS] and prov["repetitions"][1]["servers"][0]["vllm_version"] == "0.32.0"
     assert (repo / "experiments/results/prefill_sure" / QWEN / "t.csv").read_text() == "committed"

@@ -539,19 +539,26 @@ def read_stability() -> tuple[pd.DataFrame | None, dict | None]:
     return read_table(path).set_index("key"), read_json(STABILITY_DIR / "provenance.json")
 
 
+def _run_phrase(run: dict) -> str:
+    """One recorded ``personalab stability`` command: date, repetitions, seeds, temperature and the rows it
+    re-derived."""
+    seeds = [s for s in run["seeds"] if s is not None]
+    how = [f"{run['n_repetitions']} re-run{'s' if run['n_repetitions'] > 1 else ''} from an empty generation cache"]
+    if seeds:
+        how.append("seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds)))
+    if run["temperature"] is not None:
+        how.append(f"temperature {run['temperature']:g} where a notebook samples")
+    return f"{run['date'][:10]}, {', '.join(how)}, rows {', '.join(run['keys'])}"
+
+
 def stability_phrase(stable: Sequence[str], prov: dict | None) -> str:
-    """The chapter's sentence on the last recorded re-run, from the ``stable`` column and the run's provenance."""
+    """The chapter's sentence on the recorded re-runs, from the ``stable`` column and the runs' provenance."""
     if prov is None:
         return "No re-run has been recorded yet, so every row reads \"not measured\"."
     held = sum(s.startswith("held") for s in stable)
     changed = sum(s.startswith("changed") for s in stable)
-    seeds = [s for s in prov["seeds"] if s is not None]
-    how = [f"{prov['n_repetitions']} re-run{'s' if prov['n_repetitions'] > 1 else ''} from an empty generation cache"]
-    if seeds:
-        how.append("seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds)))
-    if prov["temperature"] is not None:
-        how.append(f"temperature {prov['temperature']:g} where a notebook samples")
-    return (f"The last one ({prov['date'][:10]}; {', '.join(how)}) re-derived {held + changed} of the "
+    runs = prov["runs"]
+    return (f"The recorded re-runs ({'; '.join(_run_phrase(r) for r in runs)}) re-derived {held + changed} of the "
             f"{len(ROW_EXPERIMENTS)} measured rows for their current verdicts: {held} held in every re-run and "
             f"{changed} changed at least once.")
 
