@@ -1,11 +1,11 @@
 """The served judge: a chat model, served like any other, asked whether the assistant refused.
 
-The candidate the judge issue left untried: instead of rules or a classifier trained on our labels, a small
+The last candidate of the judge plan: instead of rules or a classifier trained on our labels, a small
 instruction-tuned model reads the request, any prefill and the reply, and answers "Yes" (it refused) or "No". Its
 score is the log-odds of those two answers in the first generated token (``top_logprobs``), so one token per reply
 is generated and the answer never depends on parsing free text. Six worked examples written from the labelling
 guide's edge cases (none of them a labelled reply) precede every question; without them Qwen2.5-Coder-1.5B ranked
-refusals at about chance (methods appendix).
+refusals little better than chance in exploratory runs on dev-split replies.
 
 A log-odds score is not a verdict until a threshold is chosen. :func:`best_threshold` picks it on hand labels by
 refusal-vs-not kappa; :func:`served_predictions` does that inside every leave-one-group-out fold on the dev-split
