@@ -107,6 +107,15 @@ def axis_numbers(base: str) -> dict[str, str]:
     return out
 
 
+def _models_phrase(keys: list[str]) -> str:
+    """"the base model", "the shallow and deep masks", "the base model and the deep mask" from glue keys."""
+    masks = [k for k in keys if k != "base"]
+    parts = (["the base model"] if "base" in keys else []) + (
+        [f"the {masks[0]} mask"] if len(masks) == 1 else
+        [f"the {', '.join(masks[:-1])} and {masks[-1]} masks"] if masks else [])
+    return " and ".join(parts)
+
+
 def probe_numbers(base: str) -> dict[str, str]:
     """Formatted strings of the probe notebook (keys without the chapter's prefix): within-family AUCs and the
     probe-minus-words difference per model."""
@@ -119,7 +128,19 @@ def probe_numbers(base: str) -> dict[str, str]:
         out[f"probe_{key_of(r['model'], base)}_{r['score']}"] = f"{r['auc']:.2f} (95% CI {r['lo']:.2f} to {r['hi']:.2f})"
     for model, r in diffs.iterrows():
         out[f"probe_{key_of(model, base)}_diff"] = f"{r['difference']:+.2f} (95% CI {r['lo']:+.2f} to {r['hi']:+.2f})"
-    out["probe_n_above"] = str(int((diffs["lo"] > 0).sum()))
+    holds = [key_of(m, base) for m, r in diffs.iterrows() if r["lo"] > 0]
+    fails = [key_of(m, base) for m in diffs.index if key_of(m, base) not in holds]
+    out["probe_n_above"] = str(len(holds))
     out["probe_n_models"] = str(len(diffs))
+    if not holds:
+        out["probe_verdict"] = ("So the hypothesis is not supported: fitted on other attacks, what the network holds "
+                                "tells no more than what the prompt says.")
+    elif not fails:
+        out["probe_verdict"] = ("So the hypothesis holds in every model: fitted on other attacks, what the network "
+                                "holds tells more than what the prompt says.")
+    else:
+        out["probe_verdict"] = (f"So the hypothesis holds in {_models_phrase(holds)} and not in "
+                                f"{_models_phrase(fails)}: fitted on other attacks, what the network holds tells "
+                                "somewhat more than the prompt's words about some models' refusals, not about all.")
     out["probe_version"] = masks_version_note("probe", base)
     return out
