@@ -180,7 +180,8 @@ def add_judges_commands(subparsers: Any) -> None:
     sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
                    ).set_defaults(func=_cmd_train)
     ask = sub.add_parser("ask", help="serve a chat model and record its refusal log-odds for every labelled reply "
-                         "(the served judge, scored by `judges validate`)")
+                         "(the served judge, scored by `judges validate`); replaces the recorded scores, which "
+                         "name the judge model")
     ask.add_argument("--model", default="qwen2.5-coder-1.5b-instruct", help="the judge model's id in the registry")
     ask.set_defaults(func=_cmd_ask)
     validate = sub.add_parser("validate", help="compare every judge with the hand labels; write tables and figures")
