@@ -32,7 +32,7 @@ def test_rerun_writes_the_verdicts_of_the_rows_it_reran(endpoint, tmp_path, monk
     assert written.to_dict("records") == table.to_dict("records")
     assert written["key"].tolist() == ["depth"]  # the only row that reads prefill_sure
     row = written.iloc[0]
-    assert row["n_repetitions"] == 1 and row["rep_1"] == row["committed"] and row["held"]
+    assert row["n_repetitions"] == 1 and row["verdicts"] == row["committed"] and row["held"]
     assert row["varied"] == f"empty generation cache; seed 1; re-ran prefill_sure on {TEST_MODEL}"
     rep = tmp_path / "out" / "rep_1"
     results = rep / "experiments" / "results" / "prefill_sure" / TEST_MODEL
@@ -42,6 +42,7 @@ def test_rerun_writes_the_verdicts_of_the_rows_it_reran(endpoint, tmp_path, monk
     assert (rep / ".personalab" / "generations.sqlite").stat().st_size > 0
     assert (rep / "experiments" / "executed" / "prefill_sure" / f"{TEST_MODEL}.ipynb").exists()
     assert (rep / "figures" / "prefill_sure" / TEST_MODEL / "refusal_rate.svg").exists()
-    prov = json.loads((tmp_path / "stability" / "provenance.json").read_text())
-    assert prov["seeds"] == [1] and prov["repetitions"][0]["servers"][0]["vllm_version"]
+    prov = json.loads((tmp_path / "stability" / "provenance.json").read_text())["runs"][-1]
+    assert prov["keys"] == ["depth"] and prov["seeds"] == [1]
+    assert prov["repetitions"][0]["servers"][0]["vllm_version"]
     assert {p.name: p.read_bytes() for p in committed.iterdir()} == before
