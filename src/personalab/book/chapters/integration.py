@@ -300,6 +300,7 @@ def _depth(t: ClaimTable) -> None:
             ev[-1] += f'; refusal drop after a prefilled "Sure," {pts(pre["difference"], pre["lo"], pre["hi"])}'
             t.glue[f"int_sure_{model_key(m)}"] = pts(pre["difference"], pre["lo"], pre["hi"])
     t.glue["int_depth_k"] = str(k)
+    t.glue["int_depth_n"] = " and ".join(sorted({str(n) for n in ns.values()}, key=int))
     t.add("depth", "The mask is only a few tokens deep: writing the first tokens of a compliant reply flips the "
           "outcome", "depth", ev, f"for if the compliance rise with {k} prefilled tokens lies wholly above zero",
           sides, ns, {m: f"{ns[m]} target requests" for m in sides})
