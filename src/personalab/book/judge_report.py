@@ -21,11 +21,10 @@ from personalab.judges import get_judge
 from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, label_set_hash, read_pool
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    NEVER_HELD_OUT, fixed_verdicts, leave_one_group_out,
-    CHECK_PASS, WEAK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
-    RESULTS_DIR, TRAINABLE, agreement_table, confusion_table, labelled_pool, model_tokenizers, ood_confusion,
-    ood_predictions, ood_table, pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
-    early_decision_table,
+    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
+    NEVER_HELD_OUT, RESULTS_DIR, TRAINABLE, WEAK_PASS, agreement_table, confusion_table, early_decision_table,
+    fixed_verdicts, labelled_pool, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
+    pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_table, write_json, write_table
 
@@ -39,6 +38,10 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+SERVED_ROUTE_KEYWORD = "keyword_ext3"
+"""The keyword judge whose confident verdicts ``routed_served`` keeps."""
 
 
 def served_report(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0
@@ -94,9 +97,6 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
         plt.close(fig)
     return tables
 
-
-SERVED_ROUTE_KEYWORD = "keyword_ext3"
-"""The keyword judge whose confident verdicts ``routed_served`` keeps."""
 
 EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
