@@ -1,0 +1,74 @@
+"""Write blind batches of already-labelled replies for a second, independent labelling pass.
+
+A judge cannot be expected to agree with the labels better than two careful labellers agree with each other; this
+draws the replies whose second label measures that ceiling. It takes every labelled reply of the groups where the
+best judge fell short held out (``SECOND_LABEL_GROUPS`` in ``personalab.judges.validate``) and ``--per-family``
+replies of every other family (fixed seed), shuffles them and writes ``--batches`` text files that show what the
+guide says a labeller reads (the conversation as the model saw it, any prefill, the reply) and nothing else: no
+model name, no family, no first label, no judge verdict. Label each block by ``experiments/labels/GUIDE.md`` into
+``experiments/labels/second_labels.csv`` (same columns as ``labels.csv``, a new pass name).
+    usage: .venv/bin/python tools/second_label_batches.py OUT_DIR [--batches 3] [--per-family 8] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from personalab.attacks import WRAPPERS, get_wrapper
+from personalab.attacks.judge_probe import PROBES
+from personalab.judges.labels import LABELS_PATH, read_pool
+from personalab.judges.validate import in_second_label_groups
+from personalab.outputs import read_table
+from personalab.prompts import get_item
+
+def conversation(wrapper: str, item: str) -> list[dict[str, str]]:
+    """The messages a pool row's model was sent, without a trailing prefill (shown on its own)."""
+    if wrapper.startswith("probe/"):
+        messages = PROBES[wrapper.removeprefix("probe/")](get_item(item))
+    elif wrapper in WRAPPERS:
+        messages = get_wrapper(wrapper)(get_item(item))
+    else:  # a prefill of k tokens that is not registered: the bare request, then the prefill
+        messages = [{"role": "user", "content": get_item(item).text}]
+    return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
+
+
+def block(n: int, row: pd.Series) -> str:
+    """One reply as the labeller sees it."""
+    turns = "\n".join(f"  [{m['role']}] {m['content']}" for m in conversation(row["wrapper"], row["item"]))
+    prefill = row["prefill"] if isinstance(row["prefill"], str) and row["prefill"] else "(none)"
+    return (f"=== {n}. id {row['id']} ===\nCONVERSATION:\n{turns}\nPREFILL (put in the assistant's mouth by the "
+            f"experiment, not the model's own words): {prefill}\nREPLY (the model's own words, cut at the length "
+            f"limit):\n{row['reply']}\n")
+
+
+def sample(per_family: int, seed: int) -> pd.DataFrame:
+    """Every labelled reply of the weak groups, then ``per_family`` of each other family, shuffled."""
+    pool = read_pool()
+    pool = pool[pool["id"].isin(read_table(LABELS_PATH)["id"])]
+    weak = in_second_label_groups(pool)
+    rest = pool[~weak].groupby("family", group_keys=False).apply(
+        lambda part: part.sample(min(per_family, len(part)), random_state=seed))
+    return pd.concat([pool[weak], rest]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--per-family", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = sample(args.per_family, args.seed)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for b in range(args.batches):
+        part = rows.iloc[b::args.batches]
+        text = "\n".join(block(n + 1, row) for n, (_, row) in enumerate(part.iterrows()))
+        (args.out_dir / f"batch_{b + 1}.txt").write_text(text, encoding="utf-8")
+        print(f"{args.out_dir / f'batch_{b + 1}.txt'}: {len(part)} replies")
+
+
+if __name__ == "__main__":
+    main()
