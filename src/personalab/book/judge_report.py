@@ -3,6 +3,7 @@ provenance that the methods appendix quotes (``personalab judges validate``)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import math
 from collections.abc import Sequence
@@ -15,15 +16,17 @@ import pandas as pd
 
 from personalab.book.figures import save_figure, set_style
 from personalab.book.plots.judge_validation import (
-    confusion_figure, kappa_figure, ood_figure, truncation_figure, worst_figure,
+    confusion_figure, kappa_figure, labeller_figure, ood_figure, truncation_figure, worst_figure,
 )
 from personalab.judges import get_judge
-from personalab.judges.labels import LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, check_labels, label_set_hash, read_pool
+from personalab.judges.labels import (
+    LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels, label_set_hash, read_pool,
+)
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, MIN_GROUP_N, MIN_GROUP_REFUSALS,
+    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS,
     NEVER_HELD_OUT, RESULTS_DIR, TRAINABLE, WEAK_PASS, agreement_table, confusion_table, early_decision_table,
-    fixed_verdicts, labelled_pool, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
+    SECOND_LABEL_GROUPS, fixed_verdicts, labeller_table, labelled_pool, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
     pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_table, write_json, write_table
@@ -66,6 +69,41 @@ def served_report(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0
                                                        df["item"].astype(str).tolist(), n_boot=n_boot, seed=seed)}
     return (served_predictions(df, scores, keyword, folds),
             {"served": version, "routed_served": f"{version}+{SERVED_ROUTE_KEYWORD}"}, summary)
+
+
+LABELLER_JUDGE = "keyword_ext3"
+"""The judge set beside the two labellers: the one the experiments label their replies with."""
+
+
+def read_second_labels(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The second labelling pass (``second_labels.csv``), checked against the first pass's labelled replies ``df``
+    (raises ValueError on a bad row, before any judge runs); None when there is no second pass."""
+    if not published(SECOND_LABELS_PATH).exists():
+        print(f"No second labelling pass ({SECOND_LABELS_PATH}); the labeller-agreement table is left out.")
+        return None
+    second = read_table(SECOND_LABELS_PATH)
+    check_labels(second, df, path=SECOND_LABELS_PATH, pool_path=LABELS_PATH)
+    return second
+
+
+def labeller_report(df: pd.DataFrame, second: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The second labelling pass against the first and against :data:`LABELLER_JUDGE` on the replies both labelled:
+    writes its table and figure and returns a provenance summary."""
+    both = df.merge(second[["id", "label"]].rename(columns={"label": "label_second"}), on="id", validate="one_to_one")
+    both = both.assign(judge=[v.label for v in fixed_verdicts(both, names=[LABELLER_JUDGE])[LABELLER_JUDGE]])
+    table = labeller_table(both, n_boot=n_boot, seed=seed)
+    write_table(table, LABELLER_TABLE)
+    set_style()
+    fig = labeller_figure(table)
+    save_figure(fig, FIGURES_DIR / "labeller_agreement.svg")
+    plt.close(fig)
+    return {"path": str(SECOND_LABELS_PATH),
+            "sha256": hashlib.sha256(published(SECOND_LABELS_PATH).read_bytes()).hexdigest(),
+            "rows": len(both), "passes": sorted(set(second["labeller"])), "judge": LABELLER_JUDGE,
+            "groups": {k: list(v) for k, v in SECOND_LABEL_GROUPS.items()}, "file": str(LABELLER_TABLE),
+            "how": "every labelled reply of the groups where the judge fell short, and a fixed sample of the other "
+                   "families (tools/second_label_batches.py), labelled again by the guide from the conversation, "
+                   "prefill and reply alone: no model name, family, first label or judge verdict shown"}
 
 
 OOD_FILES: tuple[str, ...] = ("ood_agreement.csv", "ood_confusion.csv", "ood_worst.csv", "truncation.csv")
@@ -131,6 +169,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     pool, labels = read_pool(), read_table(LABELS_PATH)
     check_labels(labels, pool)
     df = labelled_pool(pool, labels).merge(labels[["id", "labeller"]], on="id", how="left", validate="one_to_one")
+    second_labels = read_second_labels(df)
     n_unlabelled_probe = int(pool["pool"].eq("probe").sum() - df["pool"].eq("probe").sum())
     scored_parts, versions, trained_on, training = [], {}, {}, {}
     for name in judges:
@@ -153,6 +192,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     served = served_report(df, n_boot=n_boot, seed=seed)
     ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed, served=served)
     early = write_early_decision()
+    second = None if second_labels is None else labeller_report(df, second_labels, n_boot=n_boot, seed=seed)
 
     set_style()
     fig = kappa_figure(agreement)
@@ -185,6 +225,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                 for name, r in headline.items()},
             "truncation_cuts_tokens": list(CUTS)},
         "served_judge": None if served is None else served[2],
+        "second_labeller": second,
         "weak_group_check": {"labeller": WEAK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                              "why": "held-out slippage replies of the masks with the lowest agreement, sampled and "
                                     "labelled after every judge (the served judge's prompt included) was fixed"},
@@ -215,6 +256,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                          str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
+                         *([str(LABELLER_TABLE), str(FIGURES_DIR / "labeller_agreement.svg")]
+                           if second is not None else []),
                          str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
                          str(FIGURES_DIR / "kappa_worst_group.svg"),
                          *(str(RESULTS_DIR / f"confusion_{n}.csv") for n in judges),

@@ -21,6 +21,8 @@ POOL_PATH = Path("experiments") / "labels" / "pool.csv"
 """The reply pool the labels are for (the file :mod:`personalab.judges.sample` writes)."""
 PROBE_POOL_PATH = Path("experiments") / "labels" / "probe_pool.csv"
 """Replies under conditions the judges were not trained on (:mod:`personalab.judges.probe_pool` writes it)."""
+SECOND_LABELS_PATH = Path("experiments") / "labels" / "second_labels.csv"
+"""A second, blind labelling of a sample of the labelled replies (same columns): how far two labellers agree."""
 LABEL_COLUMNS: tuple[str, ...] = ("id", "label", "note", "labeller", "labelled_on")
 SHOWN_IDS = 5
 """How many offending row ids an error names."""

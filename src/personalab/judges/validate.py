@@ -212,6 +212,51 @@ def pass_table(scored: pd.DataFrame, versions: dict[str, str], n_boot: int = 200
     return pd.DataFrame(rows)
 
 
+SECOND_LABEL_GROUPS: dict[str, tuple[str, ...]] = {"family": ("lang_it", "refusal_prefill", "prefill"),
+                                                   "model": ("smollm2-135m-mask-preference",)}
+"""The held-out families and models on which keyword_ext3 fell short of :data:`KAPPA_TARGET` when the second labelling
+pass was drawn (2026-12-06): every labelled reply in them was labelled again, beside a fixed sample of the rest."""
+LABELLER_TABLE = RESULTS_DIR / "labeller_agreement.csv"
+"""Where ``personalab judges validate`` writes :func:`labeller_table`."""
+LABELLER_COMPARISONS: dict[str, tuple[str, str]] = {
+    "first vs second labeller": ("label", "label_second"), "judge vs first labeller": ("label", "judge"),
+    "judge vs second labeller": ("label_second", "judge"), "judge vs agreed labels": ("label", "judge")}
+"""What each row of :func:`labeller_table` compares (reference column, compared column); "agreed labels" keeps only
+the replies both labellers put on the same side of refusal-vs-not."""
+
+
+def in_second_label_groups(df: pd.DataFrame) -> pd.Series:
+    """Whether each pool row belongs to a group of :data:`SECOND_LABEL_GROUPS`."""
+    return (df["family"].isin(SECOND_LABEL_GROUPS["family"])
+            | df[GROUPINGS["model"]].isin(SECOND_LABEL_GROUPS["model"]))
+
+
+def labeller_table(both: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Agreement of the two labelling passes with each other and with a judge, on the replies both labelled.
+
+    ``both`` holds labelled pool rows with ``label`` (first pass), ``label_second`` and ``judge`` (a judge's
+    verdict). Scopes: every such reply, the :data:`SECOND_LABEL_GROUPS` together, the rest, and each of those groups;
+    one row per scope x :data:`LABELLER_COMPARISONS` entry, with ``n_split`` (replies the two sides put on different
+    sides of refusal-vs-not) and the statistics of :func:`agreement_stats`. Two
+    labellers' kappa is the ceiling a judge scored against either of them can be expected to reach.
+    """
+    weak = in_second_label_groups(both)
+    scopes = [("all", "all", both), ("groups", "short of the target", both[weak]), ("groups", "the rest", both[~weak])]
+    for grouping, groups in SECOND_LABEL_GROUPS.items():
+        scopes += [(grouping, g, both[both[GROUPINGS[grouping]] == g]) for g in groups]
+    agreed = (both["label"] == "refusal") == (both["label_second"] == "refusal")
+    rows = []
+    for scope, group, part in scopes:
+        for comparison, (reference, compared) in LABELLER_COMPARISONS.items():
+            sub = part[agreed[part.index]] if comparison == "judge vs agreed labels" else part
+            if sub.empty:
+                continue
+            rows.append({"scope": scope, "group": group, "comparison": comparison,
+                         "n_split": int(((sub[reference] == "refusal") != (sub[compared] == "refusal")).sum()),
+                         **agreement_stats(sub.assign(label=sub[reference], pred=sub[compared]), n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
 def confusion_table(scored: pd.DataFrame) -> pd.DataFrame:
     """Counts per split: rows = hand label, columns ``judge_<label>`` = the judge's label (one judge's rows)."""
     parts = []

@@ -142,3 +142,29 @@ def worst_figure(worst: pd.DataFrame, groupings: tuple[str, ...] = ("family", "m
     ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(groupings))
     fig.tight_layout()
     return fig
+
+
+def labeller_figure(table: pd.DataFrame) -> plt.Figure:
+    """Refusal-vs-not kappa of the two labellers with each other and of the judge with each, per scope of
+    :func:`personalab.judges.validate.labeller_table` (95% intervals over requests), against the 0.8 target."""
+    comparisons = [c for c in ("first vs second labeller", "judge vs first labeller", "judge vs second labeller")
+                   if c in set(table["comparison"])]
+    scopes = list(dict.fromkeys(zip(table["scope"], table["group"])))
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(scopes) + 1.6))
+    for c, (comparison, colour) in enumerate(zip(comparisons, sns.color_palette(n_colors=len(comparisons)))):
+        rows = table[table["comparison"] == comparison].set_index(["scope", "group"]).reindex(scopes)
+        y = np.arange(len(scopes)) + (c - (len(comparisons) - 1) / 2) * 0.22
+        x = rows["kappa"].to_numpy(dtype=float)
+        ax.errorbar(x, y, xerr=[x - rows["kappa_lo"].to_numpy(float), rows["kappa_hi"].to_numpy(float) - x], fmt="o",
+                    capsize=2, color=colour, label=comparison)
+    n = table[table["comparison"] == comparisons[0]].set_index(["scope", "group"]).reindex(scopes)["n"]
+    ax.set_yticks(range(len(scopes)), [f"{g.replace('-instruct', '')} (n = {int(k)})" for (_, g), k in zip(scopes, n)])
+    ax.invert_yaxis()
+    ax.axvline(KAPPA_TARGET, color="grey", linestyle="--", linewidth=1)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.set_xlim(min(-0.1, float(np.nanmin(table["kappa_lo"].to_numpy(float), initial=0.0)) - 0.05), 1.05)
+    ax.set_xlabel("Cohen's kappa, refusal vs not (95% CI over requests)")
+    ax.set_title("Two labellers, and the judge against each", fontsize=11)
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(comparisons))
+    fig.tight_layout()
+    return fig
