@@ -74,7 +74,8 @@ def test_no_second_pass_leaves_the_table_out(tmp_path: Path, monkeypatch: pytest
 
 
 def _batches_tool():
-    spec = importlib.util.spec_from_file_location("second_label_batches", REPO_ROOT / "tools" / "second_label_batches.py")
+    spec = importlib.util.spec_from_file_location("second_label_batches",
+                                                  REPO_ROOT / "tools" / "second_label_batches.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

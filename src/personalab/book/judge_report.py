@@ -24,10 +24,11 @@ from personalab.judges.labels import (
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS,
-    NEVER_HELD_OUT, RESULTS_DIR, TRAINABLE, WEAK_PASS, agreement_table, confusion_table, early_decision_table,
-    SECOND_LABEL_GROUPS, fixed_verdicts, labeller_table, labelled_pool, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
-    pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
+    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_TABLE, MIN_GROUP_N,
+    MIN_GROUP_REFUSALS, NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table,
+    confusion_table, early_decision_table, fixed_verdicts, labeller_table, labelled_pool, leave_one_group_out,
+    model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge, tricky_cases,
+    truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_table, write_json, write_table
 

@@ -236,9 +236,9 @@ def labeller_table(both: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.
 
     ``both`` holds labelled pool rows with ``label`` (first pass), ``label_second`` and ``judge`` (a judge's
     verdict). Scopes: every such reply, the :data:`SECOND_LABEL_GROUPS` together, the rest, and each of those groups;
-    one row per scope x :data:`LABELLER_COMPARISONS` entry, with ``n_split`` (replies the two sides put on different
-    sides of refusal-vs-not) and the statistics of :func:`agreement_stats`. Two
-    labellers' kappa is the ceiling a judge scored against either of them can be expected to reach.
+    one row per scope x :data:`LABELLER_COMPARISONS` entry, with ``n_split`` (replies the two compared put on
+    different sides of refusal-vs-not) and the statistics of :func:`agreement_stats`. Two labellers' kappa is the
+    ceiling a judge scored against either of them can be expected to reach.
     """
     weak = in_second_label_groups(both)
     scopes = [("all", "all", both), ("groups", "short of the target", both[weak]), ("groups", "the rest", both[~weak])]

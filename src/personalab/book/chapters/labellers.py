@@ -80,7 +80,8 @@ def labeller_numbers(table: pd.DataFrame, first: pd.DataFrame, second: pd.DataFr
                             f"{judge(s, g, 'second labeller')['kappa']:.2f} against the second" for s, g in groups),
         "judge_short": f"{len(by['judge'])} of the {len(groups)}",
         "verdict": text[0].upper() + text[1:] + "." if text else "",
-        "agreed": f"{_ci(agreed)}, n = {n_agreed}, with {misses} repl{'y' if misses == 1 else 'ies'} on which it contradicts both",
+        "agreed": (f"{_ci(agreed)}, n = {n_agreed}, with {misses} repl{'y' if misses == 1 else 'ies'} on which it "
+                   "contradicts both"),
     }
 
 
