@@ -11,7 +11,7 @@ import pytest
 from personalab.book.chapters.labellers import group_verdict, labeller_numbers
 from personalab.book.judge_report import read_second_labels
 from personalab.judges.labels import SECOND_LABELS_PATH
-from personalab.judges.validate import LABELLER_COMPARISONS, in_second_label_groups, labeller_table
+from personalab.judges.validate import LABELLER_COMPARISONS, confusion_table, in_second_label_groups, labeller_table
 from personalab.paths import REPO_ROOT
 
 
@@ -107,10 +107,16 @@ def test_labeller_numbers_follow_the_table_and_the_label_files() -> None:
     first = both[["id", "label"]].assign(note="")
     second = both[["id", "label_second"]].rename(columns={"label_second": "label"}).assign(
         note=["why" if i % 4 == 1 else "" for i in range(len(both))], labeller="pass-x")
-    numbers = labeller_numbers(table, first, second)
+    alike = both[both["label"] == both["label_second"]]
+    confusion = confusion_table(alike.assign(pred=alike["judge"], split="dev"))
+    numbers = labeller_numbers(table, confusion, first, second)
     assert numbers["n"] == "40 replies to 20 requests" and numbers["passes"] == "pass-x"
     assert numbers["split"].startswith("10 replies (compliance versus refusal; 0 of them")
     assert "family lang it (n = 20): labellers" in numbers["groups"]
+    # the fake judge copies the first labeller, who never says "other": compliance is found where the labels have it
+    share = f"{(alike['label'] == 'compliance').mean() * 100:.0f}%"
+    assert numbers["comp_rates"] == f"{share} of the 30 replies both labelled alike, where the labellers find {share}"
+    assert numbers["other_as_comp"] == "0 of the 0"
     assert numbers["agreed"].endswith("n = 30, with 0 replies on which it contradicts both")
     with pytest.raises(ValueError, match="does not match the label files"):
-        labeller_numbers(table, first, second.assign(label=first["label"]))
+        labeller_numbers(table, confusion, first, second.assign(label=first["label"]))

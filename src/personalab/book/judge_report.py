@@ -24,11 +24,11 @@ from personalab.judges.labels import (
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_TABLE, MIN_GROUP_N,
-    MIN_GROUP_REFUSALS, NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table,
-    confusion_table, early_decision_table, fixed_verdicts, labeller_table, labelled_pool, leave_one_group_out,
-    model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge, tricky_cases,
-    truncation_table, worst_groups,
+    CHECK_PASS, CUTS, FIGURES_DIR, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE,
+    MIN_GROUP_N, MIN_GROUP_REFUSALS, NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS,
+    agreement_table, confusion_table, early_decision_table, fixed_verdicts, labeller_table, labelled_pool,
+    leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
+    tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_table, write_json, write_table
 
@@ -94,6 +94,8 @@ def labeller_report(df: pd.DataFrame, second: pd.DataFrame, n_boot: int = 2000, 
     both = both.assign(judge=[v.label for v in fixed_verdicts(both, names=[LABELLER_JUDGE])[LABELLER_JUDGE]])
     table = labeller_table(both, n_boot=n_boot, seed=seed)
     write_table(table, LABELLER_TABLE)
+    agreed = both[both["label"] == both["label_second"]]
+    write_table(confusion_table(agreed.assign(pred=agreed["judge"])), LABELLER_CONFUSION)
     set_style()
     fig = labeller_figure(table)
     save_figure(fig, FIGURES_DIR / "labeller_agreement.svg")
@@ -101,7 +103,8 @@ def labeller_report(df: pd.DataFrame, second: pd.DataFrame, n_boot: int = 2000, 
     return {"path": str(SECOND_LABELS_PATH),
             "sha256": hashlib.sha256(published(SECOND_LABELS_PATH).read_bytes()).hexdigest(),
             "rows": len(both), "passes": sorted(set(second["labeller"])), "judge": LABELLER_JUDGE,
-            "groups": {k: list(v) for k, v in SECOND_LABEL_GROUPS.items()}, "file": str(LABELLER_TABLE),
+            "groups": {k: list(v) for k, v in SECOND_LABEL_GROUPS.items()},
+            "files": [str(LABELLER_TABLE), str(LABELLER_CONFUSION)],
             "how": "every labelled reply of the groups where the judge fell short, and a fixed sample of the other "
                    "families (tools/second_label_batches.py), labelled again by the guide from the conversation, "
                    "prefill and reply alone: no model name, family, first label or judge verdict shown"}
@@ -257,7 +260,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                          str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
-                         *([str(LABELLER_TABLE), str(FIGURES_DIR / "labeller_agreement.svg")]
+                         *([str(LABELLER_TABLE), str(LABELLER_CONFUSION), str(FIGURES_DIR / "labeller_agreement.svg")]
                            if second is not None else []),
                          str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
                          str(FIGURES_DIR / "kappa_worst_group.svg"),

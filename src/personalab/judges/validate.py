@@ -218,6 +218,9 @@ SECOND_LABEL_GROUPS: dict[str, tuple[str, ...]] = {"family": ("lang_it", "refusa
 pass was drawn (2026-12-06): every labelled reply in them was labelled again, beside a fixed sample of the rest."""
 LABELLER_TABLE = RESULTS_DIR / "labeller_agreement.csv"
 """Where ``personalab judges validate`` writes :func:`labeller_table`."""
+LABELLER_CONFUSION = RESULTS_DIR / "labeller_confusion.csv"
+"""The judge's verdicts against the label both labellers gave (:func:`confusion_table` layout), on the replies they
+gave the same label: where its three-way errors fall."""
 LABELLER_COMPARISONS: dict[str, tuple[str, str]] = {
     "first vs second labeller": ("label", "label_second"), "judge vs first labeller": ("label", "judge"),
     "judge vs second labeller": ("label_second", "judge"), "judge vs agreed labels": ("label", "judge")}

@@ -22,7 +22,7 @@ from personalab.book.chapters import detection, erosion, handicap
 from personalab.book.chapters.labellers import labeller_numbers
 from personalab.experiments.capping import POOLED
 from personalab.judges.labels import LABELS_PATH, SECOND_LABELS_PATH
-from personalab.judges.validate import LABELLER_TABLE
+from personalab.judges.validate import LABELLER_CONFUSION, LABELLER_TABLE
 from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
 ALPHA = 0.05
@@ -213,8 +213,10 @@ def _judges(t: ClaimTable) -> None:
                                     f"{jrow.loc[j, 'kappa_hi']:.2f}) on its worst held-out group, "
                                     f"{jrow.loc[j, 'worst_grouping']} {jrow.loc[j, 'worst_group']}"
                                     for j in sorted(judges))
-    second = labeller_numbers(read_table(LABELLER_TABLE), read_table(LABELS_PATH), read_table(SECOND_LABELS_PATH))
-    t.glue["int_labellers"] = second["all"]
+    second = labeller_numbers(read_table(LABELLER_TABLE), read_table(LABELLER_CONFUSION), read_table(LABELS_PATH),
+                              read_table(SECOND_LABELS_PATH))
+    for key in ("all", "comp", "judge_comp", "other_as_comp"):
+        t.glue[f"int_labellers_{key}"] = second[key]
     t.glue["int_labellers_short"] = second["judge_short"]
     t.glue["int_min_n"] = str(MIN_N)
     ns = sorted({int(provenance(e, m)["n_items"]) for e in (*JUDGED_EXPERIMENTS, "wisdom_handicap")

@@ -30,13 +30,16 @@ def group_verdict(labellers: float, judge_first: float, judge_second: float, tar
     return "neither"
 
 
-def labeller_numbers(table: pd.DataFrame, first: pd.DataFrame, second: pd.DataFrame,
+def labeller_numbers(table: pd.DataFrame, confusion: pd.DataFrame, first: pd.DataFrame, second: pd.DataFrame,
                      target: float = KAPPA_TARGET) -> dict[str, str]:
-    """The glued strings from the table and the two label files (``first``, ``second``: id, label, ...): ``n``
+    """The glued strings from the agreement table, the judge's confusion on the replies both labellers labelled alike
+    (``confusion``, split ``all``) and the two label files (``first``, ``second``: id, label, ...): ``n``
     (replies and requests), ``passes``, ``all`` (the labellers' refusal-vs-not kappa), ``kappa3``, ``split`` (the
     replies the two put on different sides of it), ``judge_all``, ``groups`` (labellers and judge per group),
     ``judge_short`` (on how many groups the shortfall is the judge's, by :func:`group_verdict`),
-    ``verdict`` and ``agreed`` (the judge on the replies both labellers put on the same side)."""
+    ``verdict``, ``agreed`` (the judge on the replies both labellers put on the same side), ``comp`` and
+    ``judge_comp`` (compliance versus not, the outcome of depth and erosion: labellers, judge against the first),
+    ``other_as_comp`` (the replies both call other that the judge calls compliance) and ``comp_rates``."""
     rows = table.set_index(["scope", "group", "comparison"])
     pair = lambda scope, group: rows.loc[(scope, group, "first vs second labeller")]
     judge = lambda scope, group, who: rows.loc[(scope, group, f"judge vs {who}")]
@@ -65,7 +68,17 @@ def labeller_numbers(table: pd.DataFrame, first: pd.DataFrame, second: pd.DataFr
     text = "; ".join(verdict)
     agreed = judge("all", "all", "agreed labels")
     n_agreed, misses = int(agreed["n"]), int(agreed["n_split"])
+    counts = confusion[confusion["split"] == "all"].set_index("hand_label")
+    counts = counts[[c for c in counts.columns if c.startswith("judge_")]].astype(int)
+    n_alike = int(counts.to_numpy().sum())
+    judged_comp, labelled_comp = counts["judge_compliance"].sum(), counts.loc["compliance"].sum()
+    comp = lambda row: f"{row['kappa_comp']:.2f} (95% CI {row['kappa_comp_lo']:.2f} to {row['kappa_comp_hi']:.2f})"
     return {
+        "comp": comp(pair("all", "all")),
+        "judge_comp": comp(judge("all", "all", "first labeller")),
+        "other_as_comp": f"{counts.loc['other', 'judge_compliance']} of the {counts.loc['other'].sum()}",
+        "comp_rates": (f"{judged_comp / n_alike * 100:.0f}% of the {n_alike} replies both labelled alike, where the "
+                       f"labellers find {labelled_comp / n_alike * 100:.0f}%"),
         "n": f"{int(pair('all', 'all')['n'])} replies to {int(pair('all', 'all')['n_items'])} requests",
         "passes": ", ".join(sorted(set(second["labeller"]))),
         "all": _ci(pair("all", "all")),
