@@ -20,7 +20,11 @@ from personalab.book.plots.judge_validation import (
 )
 from personalab.judges import get_judge
 from personalab.judges.labels import (
-    LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels, label_set_hash, read_pool,
+    EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
+    label_set_hash, read_pool,
+)
+from personalab.judges.outcome_check import (
+    EROSION_CHECK_TABLE, changed_replies, check_erosion_labels, hand_contrast,
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
@@ -30,7 +34,7 @@ from personalab.judges.validate import (
     leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
     tricky_cases, truncation_table, worst_groups,
 )
-from personalab.outputs import published, read_table, write_json, write_table
+from personalab.outputs import published, read_json, read_table, results_dir_for, write_json, write_table
 
 
 def _fmt(x: float) -> str:
@@ -110,6 +114,41 @@ def labeller_report(df: pd.DataFrame, second: pd.DataFrame, n_boot: int = 2000, 
                    "prefill and reply alone: no model name, family, first label or judge verdict shown"}
 
 
+def read_erosion_labels() -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The hand-labelled erosion replies (pool and labels), checked before any judge runs; None when absent."""
+    if not published(EROSION_LABELS_PATH).exists():
+        print(f"No hand labels of the erosion replies ({EROSION_LABELS_PATH}); the erosion check is left out.")
+        return None
+    pool, labels = read_table(EROSION_POOL_PATH), read_table(EROSION_LABELS_PATH)
+    check_labels(labels, pool, path=EROSION_LABELS_PATH, pool_path=EROSION_POOL_PATH)
+    check_erosion_labels(pool, labels)
+    return pool, labels
+
+
+def erosion_report(pool: pd.DataFrame, labels: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The erosion contrast recomputed from the judge's labels, the hand labels and the target-content reading of
+    the labelled replies (:func:`~personalab.judges.outcome_check.hand_contrast`), beside the committed run's own
+    difference; writes its table."""
+    models = list(dict.fromkeys(pool["model_id"]))
+    judges = {m: read_json(results_dir_for("erosion", m) / "provenance.json")["judge"]["name"] for m in models}
+    if len(set(judges.values())) != 1:
+        raise ValueError(f"The erosion runs of {', '.join(models)} used different judges ({judges}); re-run them.")
+    table = hand_contrast(pool, labels, judge=next(iter(judges.values())), n_boot=n_boot, seed=seed)
+    committed = {m: float(read_table(results_dir_for("erosion", m) / "escalation_vs_best_of_n.csv")
+                          ["difference"].iloc[0]) for m in models}
+    table = table.assign(committed_difference=table["model_id"].map(committed),
+                         replies_changed_since=table["model_id"].map({m: changed_replies(pool, m) for m in models}))
+    write_table(table, EROSION_CHECK_TABLE)
+    return {"pool": str(EROSION_POOL_PATH), "labels": str(EROSION_LABELS_PATH),
+            "labels_sha256": hashlib.sha256(published(EROSION_LABELS_PATH).read_bytes()).hexdigest(),
+            "pool_sha256": hashlib.sha256(published(EROSION_POOL_PATH).read_bytes()).hexdigest(),
+            "models": models, "judge": next(iter(judges.values())), "passes": sorted(set(labels["labeller"])),
+            "file": str(EROSION_CHECK_TABLE),
+            "how": "every reply the escalation-versus-best-of-N contrast reads, labelled by the guide against its "
+                   "own turn and for whether it contains the target's deceptive text (tools/erosion_event_batches.py); "
+                   "the contrast recomputed with the experiment's first_events and compare_at_budget"}
+
+
 OOD_FILES: tuple[str, ...] = ("ood_agreement.csv", "ood_confusion.csv", "ood_worst.csv", "truncation.csv")
 
 
@@ -174,6 +213,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     check_labels(labels, pool)
     df = labelled_pool(pool, labels).merge(labels[["id", "labeller"]], on="id", how="left", validate="one_to_one")
     second_labels = read_second_labels(df)
+    erosion_labels = read_erosion_labels()
     n_unlabelled_probe = int(pool["pool"].eq("probe").sum() - df["pool"].eq("probe").sum())
     scored_parts, versions, trained_on, training = [], {}, {}, {}
     for name in judges:
@@ -197,6 +237,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed, served=served)
     early = write_early_decision()
     second = None if second_labels is None else labeller_report(df, second_labels, n_boot=n_boot, seed=seed)
+    erosion = None if erosion_labels is None else erosion_report(*erosion_labels, n_boot=n_boot, seed=seed)
 
     set_style()
     fig = kappa_figure(agreement)
@@ -230,6 +271,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
             "truncation_cuts_tokens": list(CUTS)},
         "served_judge": None if served is None else served[2],
         "second_labeller": second,
+        "erosion_hand_check": erosion,
         "weak_group_check": {"labeller": WEAK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                              "why": "held-out slippage replies of the masks with the lowest agreement, sampled and "
                                     "labelled after every judge (the served judge's prompt included) was fixed"},
@@ -262,6 +304,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
                          *([str(LABELLER_TABLE), str(LABELLER_CONFUSION), str(FIGURES_DIR / "labeller_agreement.svg")]
                            if second is not None else []),
+                         *([str(EROSION_CHECK_TABLE)] if erosion is not None else []),
                          str(FIGURES_DIR / "kappa_out_of_distribution.svg"), str(FIGURES_DIR / "truncation.svg"),
                          str(FIGURES_DIR / "kappa_worst_group.svg"),
                          *(str(RESULTS_DIR / f"confusion_{n}.csv") for n in judges),

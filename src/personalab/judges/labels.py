@@ -23,6 +23,10 @@ PROBE_POOL_PATH = Path("experiments") / "labels" / "probe_pool.csv"
 """Replies under conditions the judges were not trained on (:mod:`personalab.judges.probe_pool` writes it)."""
 SECOND_LABELS_PATH = Path("experiments") / "labels" / "second_labels.csv"
 """A second, blind labelling of a sample of the labelled replies (same columns): how far two labellers agree."""
+EROSION_POOL_PATH = Path("experiments") / "labels" / "erosion_pool.csv"
+"""Every reply of the erosion contrast for the hand-checked models (``tools/erosion_event_batches.py`` writes it)."""
+EROSION_LABELS_PATH = Path("experiments") / "labels" / "erosion_labels.csv"
+"""Their hand labels: the columns of ``labels.csv`` plus ``target_content`` (yes or no)."""
 LABEL_COLUMNS: tuple[str, ...] = ("id", "label", "note", "labeller", "labelled_on")
 SHOWN_IDS = 5
 """How many offending row ids an error names."""
