@@ -117,5 +117,5 @@ def hand_checked() -> dict[str, pd.DataFrame]:
             if changed_replies(pool, str(m)) == 0}
 
 
-__all__ = ["ARMS", "EROSION_CHECK_MODELS", "EROSION_CHECK_TABLE", "LABELINGS", "changed_replies", "check_erosion_labels",
-           "erosion_pool", "hand_checked", "hand_contrast", "judged"]
+__all__ = ["ARMS", "EROSION_CHECK_MODELS", "EROSION_CHECK_TABLE", "LABELINGS", "changed_replies",
+           "check_erosion_labels", "erosion_pool", "hand_checked", "hand_contrast", "judged"]
