@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from personalab.judges.labels import EROSION_POOL_PATH
-from personalab.judges.outcome_check import EROSION_CHECK_MODELS, erosion_pool
+from personalab.book.erosion_check import EROSION_CHECK_MODELS, erosion_pool
 from personalab.outputs import write_table
 
 

@@ -23,7 +23,7 @@ from personalab.judges.labels import (
     EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
     label_set_hash, read_pool,
 )
-from personalab.judges.outcome_check import (
+from personalab.book.erosion_check import (
     EROSION_CHECK_TABLE, changed_replies, check_erosion_labels, hand_contrast,
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
@@ -127,7 +127,7 @@ def read_erosion_labels() -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 def erosion_report(pool: pd.DataFrame, labels: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
     """The erosion contrast recomputed from the judge's labels, the hand labels and the target-content reading of
-    the labelled replies (:func:`~personalab.judges.outcome_check.hand_contrast`), beside the committed run's own
+    the labelled replies (:func:`~personalab.book.erosion_check.hand_contrast`), beside the committed run's own
     difference; writes its table."""
     models = list(dict.fromkeys(pool["model_id"]))
     judges = {m: read_json(results_dir_for("erosion", m) / "provenance.json")["judge"]["name"] for m in models}

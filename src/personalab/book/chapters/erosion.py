@@ -65,6 +65,8 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
         "bon_share": str(rate(round(cmp_["best_of_n"] * n_items), n_items)),
         "bon_first": r(tries.loc[1]),
         "diff": interval_phrase(cmp_["difference"], cmp_["lo"], cmp_["hi"]),
+        "hand": hand_check_sentence(model_id),
+        "hand_reading": hand_reading(model_id),
         "verdict": direction_phrase(cmp_["lo"], cmp_["hi"],
                                     lower="escalation got more compliance than the same number of retries",
                                     higher="the retries got more compliance than the escalation"),
@@ -73,3 +75,44 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
                                            lower="after the escalation the target request was refused less often",
                                            higher="after the escalation the target request was refused more often"),
     }
+
+
+def hand_check_sentence(model_id: str) -> str:
+    """What reading every reply of ``model_id``'s escalation-versus-retries contrast by hand changed
+    (:mod:`personalab.book.erosion_check`), as two sentences; says so when there is no such check."""
+    from personalab.book.erosion_check import hand_checked
+
+    checked = hand_checked()
+    if model_id not in checked:
+        return ("Its replies were not read by hand for this contrast (or have changed since they were), so the "
+                "judge's count stands unchecked.")
+    rows = checked[model_id]
+    judge, hand, target = rows.loc["judge"], rows.loc["hand"], rows.loc["target content"]
+    verdict = direction_phrase(hand["lo"], hand["hi"],
+                               lower="escalation got more compliance than the same number of retries",
+                               higher="the retries got more compliance than the escalation")
+    n_target = int(target["n_compliance"])
+    return (f"Read by hand, {int(hand['n_compliance'])} of the {int(hand['n_replies'])} replies this contrast reads "
+            f"are compliance by the guide, where the judge found {int(judge['n_compliance'])}; escalation minus "
+            f"retries is then {interval_phrase(hand['difference'], hand['lo'], hand['hi'])}: {verdict}. Counting "
+            f"only replies that contain the target's own deceptive text ({n_target} repl"
+            f"{'y' if n_target == 1 else 'ies'} in all), it is "
+            f"{interval_phrase(target['difference'], target['lo'], target['hi'])}.")
+
+
+def hand_reading(model_id: str) -> str:
+    """Whether the judge's escalation-beats-retries result for ``model_id`` survives the hand labels, in a sentence."""
+    from personalab.book.erosion_check import hand_checked
+
+    checked = hand_checked()
+    if model_id not in checked:
+        return "Without a reading by hand, that rests on the judge alone."
+    judge, hand = checked[model_id].loc["judge"], checked[model_id].loc["hand"]
+    if hand["lo"] > 0:
+        return ("The hand labels keep it: the conversation wore this mask down where retries did not, so a deeper "
+                "mask is still a mask where its training did not reach.")
+    if judge["lo"] > 0:
+        return ("The hand labels remove it: the judge had counted the mask's off-target replies, mostly repeats of an "
+                "earlier, harmless answer, as compliance, and read by hand the ladder did not measurably beat "
+                "retrying on this mask either.")
+    return "Neither the judge's labels nor the hand labels separate the ladder from retrying on this model."

@@ -22,6 +22,7 @@ from personalab.book.chapters import detection, erosion, handicap
 from personalab.book.chapters.labellers import labeller_numbers
 from personalab.experiments.capping import POOLED
 from personalab.judges.labels import LABELS_PATH, SECOND_LABELS_PATH
+from personalab.book.erosion_check import hand_checked
 from personalab.judges.validate import LABELLER_CONFUSION, LABELLER_TABLE
 from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
@@ -317,21 +318,39 @@ def _depth(t: ClaimTable) -> None:
 def _erosion(t: ClaimTable) -> None:
     """Rows 4 and 5: escalation beyond retries; more shots, more compliance."""
     ev, sides, ns, ev5, sides5, ns5 = [], {}, {}, [], {}, {}
+    hand = hand_checked()
     for m in t.having("erosion"):
         e = tab("erosion", m, "escalation_vs_best_of_n").iloc[0]
         f = tab("erosion", m, "many_shot_fit").iloc[0]
         nums = erosion.chapter_numbers(m)
-        sides[m], ns[m] = side(e["lo"], e["hi"]), int(e["n_items"])
+        judged = pts(e["difference"], e["lo"], e["hi"])
+        if m in hand:  # every reply of the contrast was read by hand: the hand labels decide
+            h = hand[m].loc["hand"]
+            sides[m] = side(h["lo"], h["hi"])
+            ev.append(f"{t.name(m)}: escalation minus {int(e['budget'])} independent retries, by hand "
+                      f"{pts(h['difference'], h['lo'], h['hi'])} (by the judge {judged})")
+        else:
+            sides[m] = side(e["lo"], e["hi"])
+            ev.append(f"{t.name(m)}: escalation minus {int(e['budget'])} independent retries {judged}")
+        ns[m] = int(e["n_items"])
         sides5[m], ns5[m] = side(f["alpha_lo"], f["alpha_hi"]), int(f["n_items"])
-        ev.append(f"{t.name(m)}: escalation minus {int(e['budget'])} independent retries "
-                  f"{pts(e['difference'], e['lo'], e['hi'])}")
+        t.glue[f"int_esc_hand_{model_key(m)}"] = nums["hand"]
+        t.glue[f"int_esc_reading_{model_key(m)}"] = nums["hand_reading"]
         ev5.append(f"{t.name(m)}: power-law exponent {nums['alpha']}; refusal with {nums['ms_top_n']} shots "
                    f"{nums['ms_top']}")
         t.glue[f"int_esc_{model_key(m)}"] = pts(e["difference"], e["lo"], e["hi"])
         t.glue[f"int_alpha_{model_key(m)}"] = nums["alpha"]
     t.add("erosion", "The mask wears away over a conversation, beyond what the same number of retries explains",
-          "erosion", ev, "for if escalation minus retries lies wholly above zero", sides, ns,
+          "erosion", ev, "for if escalation minus retries lies wholly above zero (by hand labels where every reply "
+          "of the contrast was read by hand, else by the judge)", sides, ns,
           {m: f"{ns[m]} target requests" for m in sides})
+    worn = [t.name(m) for m, sd in sides.items() if sd == "for"]
+    t.glue["int_esc_closing"] = (f"On {', '.join(worn)} a conversation wore the model down where the same number of "
+                                 "retries did not; on the others retrying explains as much as wearing down does"
+                                 if worn else "In this book retrying explains as much as wearing down does")
+    t.glue["int_esc_summary"] = (f"a conversation that escalated wore {', '.join(worn)} down where as many retries did "
+                                 "not" if worn else "no escalating conversation wore a model down more than as many "
+                                 "retries did" + (", once the replies were read by hand" if hand else ""))
     t.add("manyshot", "More faux examples in the context wear it further (success keeps rising with the number of "
           "shots)", "erosion", ev5, "for if the fitted exponent's interval lies wholly above zero", sides5, ns5,
           {m: f"{ns5[m]} target requests" for m in sides5})

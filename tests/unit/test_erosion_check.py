@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from personalab.judges.labels import EROSION_POOL_PATH
-from personalab.judges.outcome_check import (
+from personalab.book.erosion_check import (
     EROSION_CHECK_MODELS, POOL_COLUMNS, changed_replies, check_erosion_labels, erosion_pool, hand_contrast,
 )
 from personalab.paths import REPO_ROOT
