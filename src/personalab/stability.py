@@ -153,13 +153,28 @@ def compare(committed: pd.Series, repetitions: Mapping[str, pd.Series], varied: 
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
 
+def _combine(earlier: pd.Series, fresh: pd.Series) -> dict[str, Any]:
+    """One record of a row re-derived by two re-runs for the same committed verdict: their repetitions together."""
+    n_changed = int(earlier["n_changed"]) + int(fresh["n_changed"])
+    return {"key": fresh["key"], "committed": fresh["committed"],
+            "verdicts": f"{earlier['verdicts']}; {fresh['verdicts']}", "held": n_changed == 0, "n_changed": n_changed,
+            "n_repetitions": int(earlier["n_repetitions"]) + int(fresh["n_repetitions"]),
+            "varied": f"{earlier['varied']} | {fresh['varied']}", "date": fresh["date"]}
+
+
 def merge_records(earlier: pd.DataFrame | None, fresh: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """The recorded verdicts after a re-run: the fresh rows, and the earlier rows of keys this re-run did not
-    re-derive (a record is replaced only by a newer one of the same row), in the claim table's ``order``."""
+    """The recorded verdicts after a re-run, in the claim table's ``order``: earlier rows of keys this re-run did not
+    re-derive are kept; a row re-derived again for the same committed verdict adds the new repetitions to the
+    earlier ones; a row whose committed verdict has changed since keeps only the new record."""
     if earlier is None or earlier.empty:
         return fresh.reset_index(drop=True)
-    kept = earlier[~earlier["key"].isin(fresh["key"])]
-    merged = pd.concat([kept[list(VERDICT_COLUMNS)], fresh], ignore_index=True)
+    before = earlier.set_index("key")
+    rows = [r[list(VERDICT_COLUMNS)].to_dict() for _, r in earlier.iterrows() if r["key"] not in set(fresh["key"])]
+    for _, row in fresh.iterrows():
+        same = row["key"] in before.index and before.loc[row["key"], "committed"] == row["committed"]
+        rows.append(_combine(before.loc[row["key"]].to_dict() | {"key": row["key"]}, row) if same
+                    else row[list(VERDICT_COLUMNS)].to_dict())
+    merged = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
     rank = {key: i for i, key in enumerate(order)}
     return merged.sort_values("key", key=lambda keys: keys.map(rank), kind="stable").reset_index(drop=True)
 
@@ -292,7 +307,7 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
            "repetitions": repetitions}
     write_json({"runs": [*earlier_runs, run]}, verdicts_dir / "provenance.json")
     print(f"== stability: {int(table['held'].sum())} of {len(table)} re-derived verdicts held in every repetition; "
-          f"wrote {written} (earlier records of other rows kept) ==", flush=True)
+          f"wrote {written} (earlier records kept; new repetitions of a verdict added to its record) ==", flush=True)
     return table
 
 

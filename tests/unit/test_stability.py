@@ -93,16 +93,27 @@ def test_compare_marks_a_row_held_only_when_every_repetition_agrees():
     assert set(table["date"]) == {"2026-12-10"}
 
 
-def test_merge_records_keeps_earlier_rows_of_other_keys_and_replaces_the_same_key():
-    def rows(keys, date):
-        return pd.DataFrame([{"key": k, "committed": "mixed", "verdicts": "mixed", "held": True, "n_changed": 0,
-                              "n_repetitions": 1, "varied": "empty cache", "date": date} for k in keys])
+def _records(keys, date, committed="mixed", verdict="mixed"):
+    return pd.DataFrame([{"key": k, "committed": committed, "verdicts": verdict, "held": verdict == committed,
+                          "n_changed": int(verdict != committed), "n_repetitions": 1, "varied": f"seed {date}",
+                          "date": date} for k in keys])
 
-    earlier, fresh = rows(["cracks", "depth"], "old"), rows(["depth", "detect"], "new")
-    merged = stability.merge_records(earlier, fresh, ["cracks", "modes", "depth", "detect"])
-    assert merged["key"].tolist() == ["cracks", "depth", "detect"]
+
+def test_merge_records_keeps_other_keys_and_adds_new_repetitions_of_the_same_verdict():
+    earlier, fresh = _records(["cracks", "depth"], "old"), _records(["depth", "detect"], "new", verdict="supported")
+    merged = stability.merge_records(earlier, fresh, ["cracks", "modes", "depth", "detect"]).set_index("key")
+    assert merged.index.tolist() == ["cracks", "depth", "detect"]
     assert merged["date"].tolist() == ["old", "new", "new"]
+    depth = merged.loc["depth"]
+    assert (depth["n_repetitions"], depth["n_changed"], depth["held"]) == (2, 1, False)
+    assert depth["verdicts"] == "mixed; supported" and depth["varied"] == "seed old | seed new"
     assert stability.merge_records(None, fresh, ["depth", "detect"]).equals(fresh)
+
+
+def test_merge_records_drops_a_record_made_for_an_earlier_committed_verdict():
+    earlier, fresh = _records(["depth"], "old"), _records(["depth"], "new", committed="supported", verdict="supported")
+    merged = stability.merge_records(earlier, fresh, ["depth"]).iloc[0]
+    assert (merged["n_repetitions"], merged["committed"], merged["date"]) == (1, "supported", "new")
 
 
 def test_stable_text():
