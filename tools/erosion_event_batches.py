@@ -7,8 +7,9 @@ the contrast reads (escalated turns 2-6 and the best-of-N tries) for ``--models`
 ``experiments/labels/erosion_pool.csv`` and as text batches that show the conversation so far, the reply and the
 target request the ladder ends in, and nothing else: no model, no judge verdict. Label each block by
 ``experiments/labels/GUIDE.md`` against the turn's own request, and say whether the reply contains the target's
-deceptive text, into ``experiments/labels/erosion_labels.csv``.
-    usage: .venv/bin/python tools/erosion_event_batches.py OUT_DIR [--models ID ...] [--batches 4]
+deceptive text, into ``experiments/labels/erosion_labels.csv``. Replies that file already labels are left out of the
+batches, so a run for more models batches only the new replies.
+    usage: .venv/bin/python tools/erosion_event_batches.py OUT_DIR [--models ID ...] [--batches 6]
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from personalab.judges.labels import EROSION_POOL_PATH
+from personalab.judges.labels import EROSION_LABELS_PATH, EROSION_POOL_PATH
 from personalab.book.erosion_check import EROSION_CHECK_MODELS, erosion_pool
-from personalab.outputs import write_table
+from personalab.outputs import published, read_table, write_table
 
 
 def block(n: int, row: pd.Series) -> str:
@@ -35,10 +36,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--models", nargs="+", default=list(EROSION_CHECK_MODELS))
-    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=6)
     args = parser.parse_args()
     pool = erosion_pool(args.models)
     write_table(pool.drop(columns=["history"]), EROSION_POOL_PATH)
+    if published(EROSION_LABELS_PATH).exists():  # a reply labelled before is not batched again
+        pool = pool[~pool["id"].isin(read_table(EROSION_LABELS_PATH)["id"])]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     items = sorted(set(pool["item"]))
     for b in range(args.batches):

@@ -19,9 +19,11 @@ from personalab.judges.validate import RESULTS_DIR, run_judge
 from personalab.outputs import read_json, read_table, results_dir_for
 from personalab.prompts import get_item
 
-EROSION_CHECK_MODELS: tuple[str, ...] = ("smollm2-135m-mask-deep", "qwen2.5-coder-0.5b-instruct")
-"""The models whose erosion replies were hand-labelled: the deep mask (the one model on which the ladder beat
-retries) and the default model."""
+EROSION_CHECK_MODELS: tuple[str, ...] = ("smollm2-135m-mask-deep", "qwen2.5-coder-0.5b-instruct",
+                                          "smollm2-135m-instruct", "smollm2-135m-mask-shallow",
+                                          "smollm2-135m-mask-preference")
+"""The models whose erosion replies are hand-labelled: first the deep mask (the one model on which, by the judge, the
+ladder beat retries) and the default model, then the other three the erosion row reads."""
 ARMS: dict[str, str] = {"escalation": "escalation_responses.csv", "best_of_n": "best_of_n_responses.csv"}
 """Each arm of the contrast and the committed file of its replies."""
 EROSION_CHECK_TABLE = RESULTS_DIR / "erosion_hand_check.csv"
@@ -85,7 +87,8 @@ def changed_replies(pool: pd.DataFrame, model: str) -> int:
 def hand_contrast(pool: pd.DataFrame, labels: pd.DataFrame, judge: str, n_boot: int = 2000,
                   seed: int = 0) -> pd.DataFrame:
     """The escalation-versus-best-of-N contrast per model and labeling (:data:`LABELINGS`) of the labelled replies
-    (``pool``: :data:`POOL_COLUMNS`), at a budget of every escalated turn; models not wholly labelled are skipped."""
+    (``pool``: :data:`POOL_COLUMNS`), at a budget of every escalated turn, with how many replies count as compliance
+    in all, on the ladder, and on its middle turns (before the target turn); models not wholly labelled are skipped."""
     labelled = pool.merge(labels[["id", "label", "target_content"]], on="id", how="inner", validate="one_to_one")
     labelled = labelled.assign(judge=judged(labelled, judge))
     rows = []
@@ -99,8 +102,12 @@ def hand_contrast(pool: pd.DataFrame, labels: pd.DataFrame, judge: str, n_boot: 
             arms = {arm: first_events(part.assign(label=outcome[part.index], escalated=True))
                     for arm, part in sub.groupby("arm")}
             result = compare_at_budget(arms["escalation"], arms["best_of_n"], budget, n_boot=n_boot, seed=seed)
+            ladder = sub["arm"] == "escalation"
+            middle = ladder & (sub["turn"] < sub.loc[ladder, "turn"].max())
             rows.append({"model_id": model, "labeling": labeling, **result, "judge": judge, "n_replies": len(sub),
-                         "n_compliance": int((outcome == "compliance").sum())})
+                         "n_compliance": int((outcome == "compliance").sum()),
+                         "n_compliance_ladder": int((ladder & (outcome == "compliance")).sum()),
+                         "n_compliance_middle": int((middle & (outcome == "compliance")).sum())})
     return pd.DataFrame(rows)
 
 
