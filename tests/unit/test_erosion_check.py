@@ -65,3 +65,33 @@ def test_the_committed_erosion_pool_is_every_reply_the_contrast_reads() -> None:
     assert committed.loc[committed["arm"] == "escalation", "turn"].min() == 2
     for model in EROSION_CHECK_MODELS:
         assert 0 <= changed_replies(committed, model) <= 200
+
+
+def _checked(judge_lo: float, hand_lo: float, target_lo: float) -> dict[str, pd.DataFrame]:
+    rows = [{"labeling": k, "difference": lo + 0.1, "lo": lo, "hi": lo + 0.2, "n_compliance": 10, "n_replies": 200,
+             "n_compliance_ladder": 8, "n_compliance_middle": 6}
+            for k, lo in (("judge", judge_lo), ("hand", hand_lo), ("target content", target_lo))]
+    return {"m": pd.DataFrame(rows).set_index("labeling")}
+
+
+@pytest.mark.parametrize("los, start", [
+    ((0.3, 0.1, 0.05), "Even counting only the target's own deceptive text"),
+    ((0.3, 0.1, -0.1), "By the guide's labels the ladder beat retrying here, but 6 of the 8"),
+    ((0.3, -0.1, -0.1), "The hand labels remove it"),
+    ((-0.1, -0.1, -0.1), "Neither the judge's labels nor the hand labels"),
+])
+def test_hand_reading_says_which_reading_keeps_the_ladder_ahead(los, start: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from personalab.book.chapters import erosion as chapter
+
+    monkeypatch.setattr("personalab.book.erosion_check.hand_checked", lambda: _checked(*los))
+    assert chapter.hand_reading("m").startswith(start)
+    assert chapter.hand_reading("unchecked").startswith("Without a reading by hand")
+    assert chapter.hand_difference("unchecked") == "not read by hand"
+
+
+def test_hand_contrast_counts_compliance_on_the_ladder_and_its_middle_turns() -> None:
+    pool = _pool()
+    table = hand_contrast(pool, _labels(pool), judge="keyword_ext3", n_boot=50).set_index("labeling")
+    # hand labels: item b's five escalated turns are compliance, four of them before the target turn (6)
+    assert (table.loc["hand", "n_compliance_ladder"], table.loc["hand", "n_compliance_middle"]) == (5, 4)

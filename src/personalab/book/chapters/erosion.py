@@ -66,6 +66,7 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
         "bon_first": r(tries.loc[1]),
         "diff": interval_phrase(cmp_["difference"], cmp_["lo"], cmp_["hi"]),
         "hand": hand_check_sentence(model_id),
+        "hand_diff": hand_difference(model_id),
         "hand_reading": hand_reading(model_id),
         "verdict": direction_phrase(cmp_["lo"], cmp_["hi"],
                                     lower="escalation got more compliance than the same number of retries",
@@ -100,19 +101,36 @@ def hand_check_sentence(model_id: str) -> str:
             f"{interval_phrase(target['difference'], target['lo'], target['hi'])}.")
 
 
+def hand_difference(model_id: str) -> str:
+    """Escalation minus retries for ``model_id`` by the hand labels, with its interval, or why there is none."""
+    from personalab.book.erosion_check import hand_checked
+
+    checked = hand_checked()
+    if model_id not in checked:
+        return "not read by hand"
+    hand = checked[model_id].loc["hand"]
+    return interval_phrase(hand["difference"], hand["lo"], hand["hi"])
+
+
 def hand_reading(model_id: str) -> str:
-    """Whether the judge's escalation-beats-retries result for ``model_id`` survives the hand labels, in a sentence."""
+    """What the hand labels make of the judge's escalation-versus-retries result for ``model_id``, in a sentence:
+    by the guide's labels (compliance with the turn's own request) and by the target's own deceptive text."""
     from personalab.book.erosion_check import hand_checked
 
     checked = hand_checked()
     if model_id not in checked:
         return "Without a reading by hand, that rests on the judge alone."
-    judge, hand = checked[model_id].loc["judge"], checked[model_id].loc["hand"]
+    rows = checked[model_id]
+    judge, hand, target = (rows.loc[k] for k in ("judge", "hand", "target content"))
+    if target["lo"] > 0:
+        return ("Even counting only the target's own deceptive text, the conversation wore this model down where "
+                "retries did not.")
     if hand["lo"] > 0:
-        return ("The hand labels keep it: the conversation wore this mask down where retries did not, so a deeper "
-                "mask is still a mask where its training did not reach.")
+        return (f"By the guide's labels the ladder beat retrying here, but {int(hand['n_compliance_middle'])} of the "
+                f"{int(hand['n_compliance_ladder'])} compliant replies on the ladder answered its milder middle steps, "
+                "before the target request arrived; counting only the target's own deceptive text, it did not.")
     if judge["lo"] > 0:
-        return ("The hand labels remove it: the judge had counted the mask's off-target replies, mostly repeats of an "
-                "earlier, harmless answer, as compliance, and read by hand the ladder did not measurably beat "
-                "retrying on this mask either.")
+        return ("The hand labels remove it: the judge had counted the model's off-target replies, mostly repeats of "
+                "an earlier, harmless answer, as compliance, and read by hand the ladder did not measurably beat "
+                "retrying.")
     return "Neither the judge's labels nor the hand labels separate the ladder from retrying on this model."
