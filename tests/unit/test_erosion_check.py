@@ -80,14 +80,14 @@ def _checked(judge_lo: float, hand_lo: float, target_lo: float) -> dict[str, pd.
     ((0.3, -0.1, -0.1), "The hand labels remove it"),
     ((-0.1, -0.1, -0.1), "Neither the judge's labels nor the hand labels"),
 ])
-def test_hand_reading_says_which_reading_keeps_the_ladder_ahead(los, start: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hand_reading_says_which_reading_keeps_the_ladder_ahead(los, start: str) -> None:
     from personalab.book.chapters import erosion as chapter
 
-    monkeypatch.setattr("personalab.book.erosion_check.hand_checked", lambda: _checked(*los))
-    assert chapter.hand_reading("m").startswith(start)
-    assert chapter.hand_reading("unchecked").startswith("Without a reading by hand")
-    assert chapter.hand_difference("unchecked") == "not read by hand"
+    checked = _checked(*los)
+    assert chapter.hand_reading("m", checked).startswith(start)
+    assert chapter.hand_reading("unchecked", checked).startswith("Without a reading by hand")
+    assert chapter.hand_difference("unchecked", checked) == "not read by hand"
+    assert chapter.hand_check_sentence("m", checked).startswith("Read by hand, 10 of the 200 replies")
 
 
 def test_hand_contrast_counts_compliance_on_the_ladder_and_its_middle_turns() -> None:

@@ -14,6 +14,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from personalab.book.erosion_check import (
+    EROSION_CHECK_TABLE, changed_replies, check_erosion_labels, hand_contrast,
+)
 from personalab.book.figures import save_figure, set_style
 from personalab.book.plots.judge_validation import (
     confusion_figure, kappa_figure, labeller_figure, ood_figure, truncation_figure, worst_figure,
@@ -22,9 +25,6 @@ from personalab.judges import get_judge
 from personalab.judges.labels import (
     EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
     label_set_hash, read_pool,
-)
-from personalab.book.erosion_check import (
-    EROSION_CHECK_TABLE, changed_replies, check_erosion_labels, hand_contrast,
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (

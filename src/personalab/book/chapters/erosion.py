@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from personalab.book import direction_phrase, interval_phrase, pct, provenance
+from personalab.book.erosion_check import hand_checked
 from personalab.outputs import read_table, results_dir_for
 from personalab.stats import rate
 
@@ -25,6 +26,7 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
     cmp_ = read_table(d / "escalation_vs_best_of_n.csv").iloc[0]
     strict = read_table(d / "final_turn_vs_direct.csv").iloc[0]
     skipped = prov.get("shots_skipped") or []
+    checked = hand_checked()
 
     def r(row: pd.Series) -> str:
         return str(rate(int(row["k"]), int(row["n"])))
@@ -65,9 +67,9 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
         "bon_share": str(rate(round(cmp_["best_of_n"] * n_items), n_items)),
         "bon_first": r(tries.loc[1]),
         "diff": interval_phrase(cmp_["difference"], cmp_["lo"], cmp_["hi"]),
-        "hand": hand_check_sentence(model_id),
-        "hand_diff": hand_difference(model_id),
-        "hand_reading": hand_reading(model_id),
+        "hand": hand_check_sentence(model_id, checked),
+        "hand_diff": hand_difference(model_id, checked),
+        "hand_reading": hand_reading(model_id, checked),
         "verdict": direction_phrase(cmp_["lo"], cmp_["hi"],
                                     lower="escalation got more compliance than the same number of retries",
                                     higher="the retries got more compliance than the escalation"),
@@ -78,12 +80,10 @@ def chapter_numbers(model_id: str, experiment: str = "erosion") -> dict[str, str
     }
 
 
-def hand_check_sentence(model_id: str) -> str:
+def hand_check_sentence(model_id: str, checked: dict[str, pd.DataFrame] | None = None) -> str:
     """What reading every reply of ``model_id``'s escalation-versus-retries contrast by hand changed
     (:mod:`personalab.book.erosion_check`), as two sentences; says so when there is no such check."""
-    from personalab.book.erosion_check import hand_checked
-
-    checked = hand_checked()
+    checked = hand_checked() if checked is None else checked
     if model_id not in checked:
         return ("Its replies were not read by hand for this contrast (or have changed since they were), so the "
                 "judge's count stands unchecked.")
@@ -101,23 +101,19 @@ def hand_check_sentence(model_id: str) -> str:
             f"{interval_phrase(target['difference'], target['lo'], target['hi'])}.")
 
 
-def hand_difference(model_id: str) -> str:
+def hand_difference(model_id: str, checked: dict[str, pd.DataFrame] | None = None) -> str:
     """Escalation minus retries for ``model_id`` by the hand labels, with its interval, or why there is none."""
-    from personalab.book.erosion_check import hand_checked
-
-    checked = hand_checked()
+    checked = hand_checked() if checked is None else checked
     if model_id not in checked:
         return "not read by hand"
     hand = checked[model_id].loc["hand"]
     return interval_phrase(hand["difference"], hand["lo"], hand["hi"])
 
 
-def hand_reading(model_id: str) -> str:
+def hand_reading(model_id: str, checked: dict[str, pd.DataFrame] | None = None) -> str:
     """What the hand labels make of the judge's escalation-versus-retries result for ``model_id``, in a sentence:
     by the guide's labels (compliance with the turn's own request) and by the target's own deceptive text."""
-    from personalab.book.erosion_check import hand_checked
-
-    checked = hand_checked()
+    checked = hand_checked() if checked is None else checked
     if model_id not in checked:
         return "Without a reading by hand, that rests on the judge alone."
     rows = checked[model_id]
