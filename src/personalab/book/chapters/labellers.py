@@ -38,7 +38,7 @@ def labeller_numbers(table: pd.DataFrame, confusion: pd.DataFrame, first: pd.Dat
     replies the two put on different sides of it), ``judge_all``, ``groups`` (labellers and judge per group),
     ``judge_short`` (on how many groups the shortfall is the judge's, by :func:`group_verdict`),
     ``verdict``, ``agreed`` (the judge on the replies both labellers put on the same side), ``comp`` and
-    ``judge_comp`` (compliance versus not, the outcome of depth and erosion: labellers, judge against the first),
+    ``judge_comp`` (compliance versus not, the erosion ladder's outcome: labellers, judge against the first),
     ``other_as_comp`` (the replies both call other that the judge calls compliance) and ``comp_rates``."""
     rows = table.set_index(["scope", "group", "comparison"])
     pair = lambda scope, group: rows.loc[(scope, group, "first vs second labeller")]
