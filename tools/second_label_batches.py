@@ -17,32 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from personalab.attacks import WRAPPERS, get_wrapper
-from personalab.attacks.judge_probe import PROBES
+from personalab.judges.blind import blind_block
 from personalab.judges.labels import LABELS_PATH, read_pool
 from personalab.judges.validate import in_second_label_groups
 from personalab.outputs import read_table
-from personalab.prompts import get_item
-
-def conversation(wrapper: str, item: str) -> list[dict[str, str]]:
-    """The messages a pool row's model was sent, without a trailing prefill (shown on its own)."""
-    if wrapper.startswith("probe/"):
-        messages = PROBES[wrapper.removeprefix("probe/")](get_item(item))
-    elif wrapper in WRAPPERS:
-        messages = get_wrapper(wrapper)(get_item(item))
-    else:  # a prefill of k tokens that is not registered: the bare request, then the prefill
-        messages = [{"role": "user", "content": get_item(item).text}]
-    return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
-
-
-def block(n: int, row: pd.Series) -> str:
-    """One reply as the labeller sees it."""
-    turns = "\n".join(f"  [{m['role']}] {m['content']}" for m in conversation(row["wrapper"], row["item"]))
-    prefill = row["prefill"] if isinstance(row["prefill"], str) and row["prefill"] else "(none)"
-    return (f"=== {n}. id {row['id']} ===\nCONVERSATION:\n{turns}\nPREFILL (put in the assistant's mouth by the "
-            f"experiment, not the model's own words): {prefill}\nREPLY (the model's own words, cut at the length "
-            f"limit):\n{row['reply']}\n")
-
 
 def sample(per_family: int, seed: int) -> pd.DataFrame:
     """Every labelled reply of the weak groups, then ``per_family`` of each other family, shuffled."""
@@ -65,7 +43,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for b in range(args.batches):
         part = rows.iloc[b::args.batches]
-        text = "\n".join(block(n + 1, row) for n, (_, row) in enumerate(part.iterrows()))
+        text = "\n".join(blind_block(n + 1, row) for n, (_, row) in enumerate(part.iterrows()))
         (args.out_dir / f"batch_{b + 1}.txt").write_text(text, encoding="utf-8")
         print(f"{args.out_dir / f'batch_{b + 1}.txt'}: {len(part)} replies")
 

@@ -121,10 +121,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from personalab.judges.probe_pool import PROBE_MODELS, probe_conditions, write_probe_pool
+    from personalab.judges.probe_pool import (FRESH_SEED, FRESH_SPLIT, PER_FAMILY, PROBE_MODELS,
+                                              probe_conditions, probe_plan,
+                                              write_probe_pool)
 
     keys = probe_conditions(args.languages, include_other=not args.languages_only)
-    path = write_probe_pool(args.models or list(PROBE_MODELS), keys)
+    draw = {"split": FRESH_SPLIT, "seed": FRESH_SEED} if args.fresh else {}
+    draw["per_family"] = args.per_family or PER_FAMILY
+    plan = probe_plan(args.models or list(PROBE_MODELS), keys, **draw)
+    print(f"Planned {len(plan)} probe replies ({draw.get('split', 'dev')} split); serving the models.")
+    path = write_probe_pool(args.models or list(PROBE_MODELS), keys, **draw)
     print(f"Wrote the probe pool ({len(keys)} conditions) to {path}; label the new rows by the guide.")
     return 0
 
@@ -176,6 +182,10 @@ def add_judges_commands(subparsers: Any) -> None:
     probe.add_argument("--languages", nargs="*", default=["fr", "es", "de", "it", "pt"],
                        help="languages of the lang_xx probes (none: no language probes)")
     probe.add_argument("--languages-only", action="store_true", help="only the language probes")
+    probe.add_argument("--per-family", type=int, default=None,
+                       help="replies per probe family and model (default: the first draw's 16)")
+    probe.add_argument("--fresh", action="store_true",
+                       help="draw held-out requests (a fresh check no judge trains on) instead of dev ones")
     probe.set_defaults(func=_cmd_probe)
     sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
                    ).set_defaults(func=_cmd_train)

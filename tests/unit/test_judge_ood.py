@@ -13,10 +13,10 @@ import pytest
 
 from personalab.judges import get_judge
 from personalab.judges.base import LABELS, Verdict
-from personalab.judges.probe_pool import probe_conditions
+from personalab.judges.probe_pool import FRESH_SEED, FRESH_SPLIT, PROBE_MODELS, probe_conditions, probe_plan
 from personalab.judges.routed import ROUTE_CONFIDENCE, route
 from personalab.judges.validate import (
-    NEVER_HELD_OUT, agreement_stats, cut_reply, leave_one_group_out, worst_groups,
+    NEVER_HELD_OUT, agreement_stats, cut_reply, fresh_predictions, labelling_pass, leave_one_group_out, worst_groups,
 )
 
 
@@ -91,6 +91,39 @@ def test_probe_conditions_refuse_an_unknown_language_before_any_work() -> None:
     with pytest.raises(ValueError, match="No language probe for xx"):
         probe_conditions(["xx"])
     assert np.all([not k.startswith("lang_") for k in probe_conditions([])])
+
+
+def test_the_fresh_probe_draw_takes_held_out_requests_the_first_draw_never_used() -> None:
+    keys = ["lang_it/system"]
+    first = probe_plan(list(PROBE_MODELS), keys)
+    fresh = probe_plan(list(PROBE_MODELS), keys, split=FRESH_SPLIT, per_family=48, seed=FRESH_SEED)
+    assert {it.split for _, _, it, _ in first} == {"dev"}
+    assert {it.split for _, _, it, _ in fresh} == {"heldout"}
+    assert len(fresh) == 48 * len(PROBE_MODELS)
+    assert not {(m, it.id) for m, _, it, _ in first} & {(m, it.id) for m, _, it, _ in fresh}
+    assert {t for *_, t in fresh} == {0.0, 0.8}  # the first draw's temperature rule, unchanged
+    with pytest.raises(ValueError, match="at least 1"):
+        probe_plan(list(PROBE_MODELS), keys, per_family=0)
+    with pytest.raises(ValueError, match="No request of the split 'test'"):
+        probe_plan(list(PROBE_MODELS), keys, split="test")
+
+
+@pytest.mark.parametrize("labeller, labelling", [
+    ("pass-8-fresh-a", "pass-8-fresh"), ("pass-8-fresh-d", "pass-8-fresh"), ("pass-2a", "pass-2a"),
+    ("pass-3-masks", "pass-3-masks"), ("pass-1", "pass-1")])
+def test_sessions_of_one_pass_are_scored_as_that_pass(labeller: str, labelling: str) -> None:
+    assert labelling_pass(labeller) == labelling
+
+
+def test_fresh_predictions_keep_the_pass_replies_in_the_folds_of_its_groups() -> None:
+    df = pd.DataFrame({"labeller": ["pass-1", "pass-8-fresh-a", "pass-8-fresh-b", "pass-8-fresh-c"],
+                       "family": ["lang_it", "lang_it", "prefill", "direct"], "model_id": ["m"] * 4})
+    preds = pd.DataFrame({"grouping": ["family"] * 4 + ["model"] * 4,
+                          "group": ["lang_it", "lang_it", "prefill", "direct", "m", "m", "m", "m"],
+                          "judge": "j", "row": [0, 1, 2, 3, 0, 1, 2, 3]})
+    kept = fresh_predictions(df, preds, "pass-8-fresh", {"family": ("lang_it", "prefill")})
+    assert kept[["grouping", "group", "row"]].values.tolist() == [["family", "lang_it", 1], ["family", "prefill", 2]]
+    assert fresh_predictions(df, preds, "pass-9", {"family": ("lang_it",)}).empty
 
 
 # ------------------------------------------------------------------------------------------ the third keyword judge

@@ -10,6 +10,7 @@ import pytest
 
 from personalab.book.chapters.labellers import group_verdict, labeller_numbers
 from personalab.book.judge_report import read_second_labels
+from personalab.judges.blind import blind_block
 from personalab.judges.labels import SECOND_LABELS_PATH
 from personalab.judges.validate import LABELLER_COMPARISONS, confusion_table, in_second_label_groups, labeller_table
 from personalab.paths import REPO_ROOT
@@ -89,7 +90,7 @@ def test_blind_batches_show_the_conversation_and_reply_but_not_model_family_or_l
     assert in_second_label_groups(rows).sum() == in_second_label_groups(
         tool.read_pool()[lambda p: p["id"].isin(labels.index)]).sum()
     for n, (_, row) in enumerate(rows.head(30).iterrows()):
-        text = tool.block(n + 1, row)
+        text = blind_block(n + 1, row)
         assert row["id"] in text and str(row["reply"]) in text
         assert row["model_id"] not in text and f"family {row['family']}" not in text
         assert "[user]" in text

@@ -7,12 +7,18 @@ cell (condition x model) :func:`personalab.judges.sample.stratified_sample` pick
 :data:`GREEDY_SHARE` of them are answered greedily and the rest at :data:`WARM_TEMPERATURE`; the degenerate cell
 uses :data:`HOT_TEMPERATURE`. Replies run to :data:`MAX_TOKENS` tokens so that the truncation study has the whole
 reply. The file has the columns of ``pool.csv`` plus ``temperature`` and ``max_tokens``.
+
+A later *fresh draw* (:data:`FRESH_SPLIT`, :data:`FRESH_SEED`) takes HELD-OUT items instead, with the same
+conditions and temperatures: its rows never enter any judge's training (the trainable judges learn from dev-split
+labels only), so labelling them checks the judges on replies unlike any they were built on, and tightens the
+intervals of the groups where they fall short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +38,8 @@ GREEDY_SHARE = 2 / 3
 PER_FAMILY = 16
 """Replies per probe family and model (split evenly over the family's conditions)."""
 BENIGN_SHARE = 1 / 3
+FRESH_SPLIT = "heldout"
+FRESH_SEED = "judge-probe-fresh-1"
 PROBE_COLUMNS: tuple[str, ...] = (*POOL_COLUMNS, "temperature", "max_tokens")
 
 
@@ -54,26 +62,35 @@ def _temperature(key: str, rank: int, n: int) -> float:
     return 0.0 if rank < round(n * GREEDY_SHARE) else WARM_TEMPERATURE
 
 
-def probe_plan(models: Sequence[str], keys: Sequence[str]) -> list[tuple[str, str, Item, float]]:
-    """``(model, condition, item, temperature)`` rows: dev items only, :data:`PER_FAMILY` per family and model."""
-    items = [it for it in load_items() if it.split == "dev"]
+def probe_plan(models: Sequence[str], keys: Sequence[str], *, split: str = "dev", per_family: int = PER_FAMILY,
+               seed: str = PROBE_SEED) -> list[tuple[str, str, Item, float]]:
+    """``(model, condition, item, temperature)`` rows: items of ``split`` only, ``per_family`` per family and
+    model (the first draw: dev items, :data:`PER_FAMILY`, :data:`PROBE_SEED`)."""
+    if per_family < 1:
+        raise ValueError(f"per_family must be at least 1, not {per_family}.")
+    items = [it for it in load_items() if it.split == split]
+    if not items:
+        raise ValueError(f"No request of the split {split!r}; the request set has "
+                         f"{', '.join(sorted({it.split for it in load_items()}))}.")
     plan = []
     for key in keys:
         siblings = [k for k in keys if probe_family(k) == probe_family(key)]
-        n = max(PER_FAMILY // len(siblings), 1)
+        n = max(per_family // len(siblings), 1)
         lang = probe_family(key).removeprefix("lang_") if probe_family(key).startswith("lang_") else None
         usable = [it for it in items if lang is None or lang in it.translations]
         triples = stratified_sample(usable, [(key, False)], models, per_cell=n,
-                                    benign_per_cell=round(n * BENIGN_SHARE), seed=PROBE_SEED)
+                                    benign_per_cell=round(n * BENIGN_SHARE), seed=seed)
         for model in models:
             mine = [it for m, _, it in triples if m == model]
             plan += [(model, key, it, _temperature(key, r, len(mine))) for r, it in enumerate(mine)]
     return plan
 
 
-def generate_probe_pool(models: Sequence[str], keys: Sequence[str], *, progress: bool = True) -> pd.DataFrame:
-    """Answer every planned row with its model and return the probe pool table."""
-    plan = probe_plan(models, keys)
+def generate_probe_pool(models: Sequence[str], keys: Sequence[str], *, progress: bool = True,
+                        **draw: Any) -> pd.DataFrame:
+    """Answer every planned row with its model and return the probe pool table (``draw``: the keyword arguments
+    of :func:`probe_plan`)."""
+    plan = probe_plan(models, keys, **draw)
     rows: list[dict[str, object]] = []
     for model in models:
         mine = [(key, it, t) for m, key, it, t in plan if m == model]
@@ -90,12 +107,12 @@ def generate_probe_pool(models: Sequence[str], keys: Sequence[str], *, progress:
 
 
 def write_probe_pool(models: Sequence[str], keys: Sequence[str], *, progress: bool = True,
-                     path: Path = PROBE_POOL_PATH) -> Path:
+                     path: Path = PROBE_POOL_PATH, **draw: Any) -> Path:
     """Generate the probe pool and write it, keeping rows of earlier runs that this run did not regenerate."""
     from personalab.outputs import read_table, write_table
     from personalab.paths import REPO_ROOT
 
-    new = generate_probe_pool(models, keys, progress=progress)
+    new = generate_probe_pool(models, keys, progress=progress, **draw)
     if (REPO_ROOT / path).exists():
         old = read_table(path)
         new = pd.concat([old[~old["id"].isin(new["id"])], new], ignore_index=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,10 +202,27 @@ WEAK_PASS = "pass-5-weak"
 judge was fixed (the served judge's prompt included), to narrow their intervals with replies no judge was built on."""
 
 
+FRESH_PASS = "pass-8-fresh"
+"""The third fresh pass (2026-12-07), drawn after every judge was fixed, from the three groups where keyword_ext3 still
+fell short with few labelled refusals (:data:`FRESH_GROUPS`): new Italian replies of the three probe models to
+held-out requests (``personalab judges probe --fresh``) and held-out slippage replies (compliant prefills of all five
+slippage models, the preference mask's other families; ``tools/sample_slippage_replies.py``)."""
+FRESH_GROUPS: dict[str, tuple[str, ...]] = {"family": ("lang_it", "prefill"), "model": ("smollm2-135m-mask-preference",)}
+"""The groups :data:`FRESH_PASS` was drawn from (the weak groups of :data:`SECOND_LABEL_GROUPS` but the forced refusal
+prefills, where the two labellers themselves disagree, so more replies labelled once cannot settle the judge)."""
+
+
+def labelling_pass(labeller: str) -> str:
+    """The pass a label row belongs to: a session suffix ``-a``, ``-b``, ... names one part of a pass."""
+    return re.sub(r"-[a-z]$", "", labeller)
+
+
 def pass_table(scored: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per judge x labelling pass (``labeller``) x model (``all`` included): agreement on the replies each
-    pass labelled, so a pass drawn after a judge was fixed is scored apart as that judge's fresh check."""
+    """One row per judge x labelling pass (:func:`labelling_pass` of ``labeller``) x model (``all`` included):
+    agreement on the replies each pass labelled, so a pass drawn after a judge was fixed is scored apart as that
+    judge's fresh check."""
     rows = []
+    scored = scored.assign(labeller=scored["labeller"].map(labelling_pass))
     for (judge, labeller), part in scored.groupby(["judge", "labeller"], sort=False):
         for model, sub in [("all", part), *part.groupby("model_id")]:
             rows.append({"judge": judge, "judge_version": versions[judge], "labeller": labeller, "model_id": model,
@@ -427,6 +445,15 @@ def ood_table(df: pd.DataFrame, preds: pd.DataFrame, versions: dict[str, str], n
         rows.append({"grouping": grouping, "group": group, "judge": judge, "judge_version": versions[judge],
                      "n_train": int(sub["n_train"].iloc[0]), **agreement_stats(sub, n_boot, seed)})
     return pd.DataFrame(rows)
+
+
+def fresh_predictions(df: pd.DataFrame, preds: pd.DataFrame, labelling: str = FRESH_PASS,
+                      groups: dict[str, tuple[str, ...]] = FRESH_GROUPS) -> pd.DataFrame:
+    """The held-out verdicts (``preds`` of :func:`ood_predictions`) on the replies the pass ``labelling`` labelled,
+    in the folds that hold out ``groups``: each judge on that pass as it was scored out of distribution."""
+    rows = np.flatnonzero(df["labeller"].map(labelling_pass).eq(labelling).to_numpy())
+    wanted = preds["grouping"].map(lambda g: groups.get(g, ())).combine(preds["group"], lambda names, g: g in names)
+    return preds[wanted & preds["row"].isin(rows)]
 
 
 def ood_confusion(df: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
