@@ -6,11 +6,13 @@ from personalab.judges.finetuned import FineTunedJudge
 from personalab.judges.keyword import KeywordJudge
 from personalab.judges.keyword_ext import KeywordExtJudge
 from personalab.judges.keyword_ext3 import KeywordExt3Judge
+from personalab.judges.keyword_ext4 import KeywordExt4Judge
 from personalab.judges.routed import RoutedFineTunedJudge, RoutedJudge
 
 register_judge("keyword", KeywordJudge)
 register_judge("keyword_ext", KeywordExtJudge)
 register_judge("keyword_ext3", KeywordExt3Judge)
+register_judge("keyword_ext4", KeywordExt4Judge)
 register_judge("embedding", EmbeddingJudge)
 register_judge("routed", RoutedJudge)
 register_judge("finetuned", FineTunedJudge)
@@ -23,6 +25,7 @@ __all__ = [
     "LABELS",
     "Judge",
     "KeywordExt3Judge",
+    "KeywordExt4Judge",
     "KeywordExtJudge",
     "KeywordJudge",
     "Label",
