@@ -89,7 +89,7 @@ def _cmd_stability(args: argparse.Namespace) -> int:
     from personalab.stability import DEFAULT_OUT_DIR, repetition_seeds, rerun
 
     rerun(args.out or DEFAULT_OUT_DIR, seeds=repetition_seeds(args.repetitions, args.seeds),
-          temperature=args.temperature, only=args.only)
+          temperature=args.temperature, only=args.only, judge=args.judge)
     return 0
 
 
@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     stability.add_argument("--temperature", type=float, default=None,
                            help="sampling temperature, in [0, 2], for the notebooks that declare one")
     stability.add_argument("--only", nargs="+", default=None, metavar="EXP", help="re-run only these experiments")
+    stability.add_argument("--judge", default=None, metavar="NAME",
+                           help="instead of re-generating, re-judge the committed replies with this registered judge "
+                                "(from copies of the caches, never serving a model); records go to "
+                                "experiments/results/stability/judge/")
     stability.add_argument("--out", default=None,
                            help="folder for the repetitions' caches and results (default <repo>/.personalab/stability)")
     stability.set_defaults(func=_cmd_stability)

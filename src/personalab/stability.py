@@ -11,6 +11,11 @@ A repetition lives in ``<out_dir>/rep_<i>/``, a folder laid out like the reposit
 (``.personalab/``) and the results, executed notebooks and figures its runs publish (through
 ``PERSONALAB_OUTPUT_ROOT``), beside copies of the committed results it does not re-run. Committed results are
 never touched.
+
+A *judge* re-run (``judge=``) asks a different question: would a verdict change if another registered judge had
+labelled the same replies? Each repetition then starts from a copy of the main generation and activation caches,
+runs every notebook with that judge and never serves a model (a missing generation is an error, so every reply is
+the committed one), and its records go to their own folder (:data:`JUDGE_DIR`), apart from the re-run records.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from personalab.harness.registry import load_registry
 from personalab.harness.server import vllm_distribution
 from personalab.outputs import output_root_at, published, results_dir_for, write_json, write_table
 from personalab.parameters import Parameter, check_values
-from personalab.paths import REPO_ROOT, repo_path
+from personalab.paths import REPO_ROOT, data_dir, repo_path
 from personalab.pipeline import (LazyServer, declared_parameters, experiment_names, load_config, notebook_source,
                                  run_experiment, runs_by_model)
 
@@ -40,6 +45,10 @@ DEFAULT_OUT_DIR = repo_path(".personalab", "stability")
 """Where the repetitions' folders go unless told otherwise (ignored by git)."""
 
 RESULTS = Path("experiments") / "results"
+JUDGE_DIR = STABILITY_DIR / "judge"
+"""Where a judge re-run writes its ``verdicts.csv`` and ``provenance.json``."""
+CACHES: tuple[str, ...] = ("generations.sqlite", "activations")
+"""What a judge re-run copies from the main data folder: the replies and the activations they were computed from."""
 
 Plan = list[tuple[str, list[tuple[str, dict[str, Any]]]]]
 """One repetition's runs in order: (model, [(experiment, params)]), served model by model like the main job, then the
@@ -82,14 +91,16 @@ def check_inputs(seeds: Sequence[Any], temperature: Any, only: Sequence[str] | N
 
 
 def plan(runs: Sequence[Mapping[str, Any]], seed: int | None, temperature: float | None,
-         declared: Mapping[str, Mapping[str, Parameter]]) -> Plan:
-    """The runs of one repetition, with ``seed`` and ``temperature`` set where the notebook declares them; the
-    ``after_all`` runs come last, as the main job runs them."""
+         declared: Mapping[str, Mapping[str, Parameter]], judge: str | None = None) -> Plan:
+    """The runs of one repetition, with ``seed``, ``temperature`` and ``judge`` set where the notebook declares
+    them; the ``after_all`` runs come last, as the main job runs them."""
     def varied(name: str, params: dict[str, Any]) -> dict[str, Any]:
         if seed is not None and "seed" in declared[name]:
             params["seed"] = seed
         if temperature is not None and "temperature" in declared[name]:
             params["temperature"] = temperature
+        if judge is not None and "judge" in declared[name]:
+            params["judge"] = judge
         return params
 
     out: Plan = [(model, [(name, varied(name, params)) for name, params in items])
@@ -121,10 +132,11 @@ def rerun_pairs(key: str, pairs: set[tuple[str, str]], models: Sequence[str], si
 
 
 def varied_text(row_pairs: Sequence[tuple[str, str]], seeds: Sequence[int | None], temperature: float | None,
-                declared: Mapping[str, Mapping[str, Parameter]]) -> str:
-    """What a row's re-runs changed: the empty cache, the seeds, the temperature, and which runs were repeated."""
+                declared: Mapping[str, Mapping[str, Parameter]], judge: str | None = None) -> str:
+    """What a row's re-runs changed: the empty cache (or, for a judge re-run, the judge on the committed replies),
+    the seeds, the temperature, and which runs were repeated."""
     names = sorted({name for name, _ in row_pairs})
-    parts = ["empty generation cache"]
+    parts = [f"judge {judge} on the committed generations" if judge else "empty generation cache"]
     if any(s is not None for s in seeds) and any("seed" in declared[n] for n in names):
         parts.append(("seed " if len(seeds) == 1 else "seeds ")
                      + ", ".join("configured" if s is None else str(s) for s in seeds))
@@ -208,8 +220,9 @@ def data_dir_at(path: Path) -> Iterator[None]:
             os.environ["PERSONALAB_DATA"] = previous
 
 
-def _run_plan(runs: Plan, rep: int, n_reps: int) -> None:
-    """Run one repetition's runs, serving each model once for all of its experiments."""
+def _run_plan(runs: Plan, rep: int, n_reps: int, serve_model: bool = True) -> None:
+    """Run one repetition's runs, serving each model once for all of its experiments (or, with ``serve_model``
+    false, from the caches alone)."""
     total, done = sum(len(items) for _, items in runs), 0
     for model, items in runs:
         with LazyServer(model) as server:
@@ -217,7 +230,18 @@ def _run_plan(runs: Plan, rep: int, n_reps: int) -> None:
                 done += 1
                 print(f"-- stability: repetition {rep} of {n_reps}, run {done} of {total}: {name} on {model}",
                       flush=True)
-                run_experiment(name, model, params=params, server=server)
+                run_experiment(name, model, params=params, server=server, serve_model=serve_model)
+
+
+def copy_caches(source: Path, dest: Path) -> None:
+    """Copy the generation and activation caches (:data:`CACHES`) of the data folder ``source`` into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in CACHES:
+        item = source / name
+        if item.is_dir():
+            shutil.copytree(item, dest / name)
+        elif item.exists():
+            shutil.copy2(item, dest / name)
 
 
 def _servers(rep_dir: Path, pairs: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -231,22 +255,39 @@ def _servers(rep_dir: Path, pairs: set[tuple[str, str]]) -> list[dict[str, Any]]
     return seen
 
 
+def check_judge(judge: str | None, seeds: Sequence[int | None], temperature: float | None) -> None:
+    """Refuse, in one sentence, an unregistered judge, or a judge re-run that also varies seeds or temperature (it
+    must judge the committed replies, which another seed would not reproduce)."""
+    if judge is None:
+        return
+    from personalab.judges import JUDGES
+
+    if judge not in JUDGES:
+        raise ValueError(f"stability: unknown judge {judge!r}; registered: {', '.join(sorted(JUDGES))}.")
+    if len(seeds) != 1 or seeds[0] is not None or temperature is not None:
+        raise ValueError("stability: a judge re-run judges the committed replies once; give no seeds, repetitions "
+                         "or temperature with --judge.")
+
+
 def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequence[str] | None,
-           config: Path | str | None) -> tuple[list[Plan], dict[str, dict[str, Parameter]]]:
+           config: Path | str | None, judge: str | None = None
+           ) -> tuple[list[Plan], dict[str, dict[str, Parameter]]]:
     """Every repetition's runs, checked against the notebooks' declared parameters (also returned)."""
     runs = load_config(config)
     check_inputs(seeds, temperature, only, [r["experiment"] for r in runs])
+    check_judge(judge, seeds, temperature)
     models, single = claim_models()
-    # Only runs the claim table reads are repeated (not the base-model example's).
+    # Only runs the claim table reads are repeated (not the base-model example's, nor experiments no row reads).
     default = load_registry().default
+    read = {name for names in ROW_EXPERIMENTS.values() for name in names}
     runs = [{**r, "models": [m for m in r.get("models") or [default] if m in models or m == single]} for r in runs
-            if not only or r["experiment"] in only]
+            if (not only or r["experiment"] in only) and r["experiment"] in read]
     runs = [r for r in runs if r["models"]]
     declared = {r["experiment"]: declared_parameters(notebook_source(r["experiment"])) for r in runs}
     if temperature is not None and not any("temperature" in d for d in declared.values()):
         raise ValueError(f"stability: none of {', '.join(declared)} declares a temperature parameter, so "
                          "--temperature would change nothing.")
-    plans = [plan(runs, seed, temperature, declared) for seed in seeds]
+    plans = [plan(runs, seed, temperature, declared, judge) for seed in seeds]
     for runs_of_rep in plans:
         for model, items in runs_of_rep:
             for name, params in items:
@@ -256,19 +297,20 @@ def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequenc
 
 def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] = (None,),
           temperature: float | None = None, only: Sequence[str] | None = None, config: Path | str | None = None,
-          verdicts_dir: Path | str = STABILITY_DIR) -> pd.DataFrame:
+          verdicts_dir: Path | str | None = None, judge: str | None = None) -> pd.DataFrame:
     """Re-run the configured runs (``config``, default ``experiments/config.yaml``; ``only`` some experiments) once
     per seed from an empty generation cache, and write per claim row whether its verdict held.
 
     A seed of None keeps each notebook's configured seed. The claim table is the main job's (models from
-    ``experiments/config.yaml``); rows are compared only where an experiment they read was re-run. Returns the
-    table written to ``verdicts_dir/verdicts.csv``.
+    ``experiments/config.yaml``); rows are compared only where an experiment they read was re-run. With ``judge``,
+    the one repetition re-judges the committed replies instead (module docstring). Returns the table written to
+    ``verdicts_dir/verdicts.csv`` (default :data:`STABILITY_DIR`, or :data:`JUDGE_DIR` for a judge re-run).
     """
     seeds = tuple(seeds)
-    plans, declared = _plans(seeds, temperature, only, config)
+    plans, declared = _plans(seeds, temperature, only, config, judge)
     pairs = {(name, model) for model, items in plans[0] for name, _ in items}
     models, single = claim_models()
-    varied = {key: varied_text(row, seeds, temperature, declared) for key in ROW_EXPERIMENTS
+    varied = {key: varied_text(row, seeds, temperature, declared, judge) for key in ROW_EXPERIMENTS
               if (row := rerun_pairs(key, pairs, models, single))}
     if not varied:
         raise ValueError(f"stability: no claim-table row reads the runs of {', '.join(sorted(declared))} on "
@@ -281,12 +323,15 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
     repetitions = []
     for i, (seed, runs_of_rep) in enumerate(zip(seeds, plans), start=1):
         rep_dir = out_dir / f"rep_{i}"
+        start = f"judge {judge}, committed generations" if judge else "empty generation cache"
         print(f"== stability: repetition {i} of {len(seeds)} ({'configured seed' if seed is None else f'seed {seed}'}"
-              f", empty generation cache) in {rep_dir} ==", flush=True)
+              f", {start}) in {rep_dir} ==", flush=True)
         shutil.rmtree(rep_dir, ignore_errors=True)
         seed_results(REPO_ROOT, rep_dir, pairs)
+        if judge:
+            copy_caches(data_dir(), rep_dir / ".personalab")
         with data_dir_at(rep_dir / ".personalab"), output_root_at(rep_dir):
-            _run_plan(runs_of_rep, i, len(seeds))
+            _run_plan(runs_of_rep, i, len(seeds), serve_model=judge is None)
         verdicts[rep_dir.name] = claim_table(models, single, root=rep_dir)[0]["verdict"]
         repetitions.append({"name": rep_dir.name, "seed": seed, "dir": str(rep_dir),
                             "servers": _servers(rep_dir, pairs),
@@ -294,12 +339,12 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
                                      for m, items in runs_of_rep for n, p in items]})
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     table = compare(committed, verdicts, varied, date)
-    verdicts_dir = Path(verdicts_dir)
+    verdicts_dir = Path(verdicts_dir or (JUDGE_DIR if judge else STABILITY_DIR))
     earlier, earlier_runs = read_records(verdicts_dir)
     written = write_table(merge_records(earlier, table, list(committed.index)), verdicts_dir / "verdicts.csv")
     dist = vllm_distribution()
     run = {"date": date, "keys": table["key"].tolist(), "n_repetitions": len(seeds),
-           "seeds": list(seeds), "temperature": temperature,
+           "seeds": list(seeds), "temperature": temperature, "judge": judge,
            "temperature_experiments": sorted(n for n, d in declared.items() if "temperature" in d)
            if temperature is not None else [],
            "config": str(config or Path("experiments") / "config.yaml"), "only": list(only) if only else None,

@@ -261,7 +261,8 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
     data_before = os.environ["PERSONALAB_DATA"]
     calls = []
 
-    def fake_run(name, model, params, server):
+    def fake_run(name, model, params, server, serve_model):
+        assert serve_model and "judge" not in params  # a re-run generates; only a judge re-run never serves
         data = Path(os.environ["PERSONALAB_DATA"])
         root = outputs.output_root()
         first_of_repetition = root.name not in {c[0] for c in calls}
@@ -309,6 +310,59 @@ def test_rerun_runs_each_repetition_from_an_empty_cache_into_its_own_root(tmp_pa
     assert prov["claim_models"] == [QWEN, SMOL, *MASKS] and prov["repetitions"][1]["servers"][0]["vllm_version"] == "0.32.0"
     assert (repo / "experiments/results/prefill_sure" / QWEN / "t.csv").read_text() == "committed"
     assert os.environ["PERSONALAB_DATA"] == data_before and outputs.OUTPUT_ROOT_ENV not in os.environ
+
+
+@pytest.mark.parametrize("judge, seeds, temperature, message", [
+    ("keyword_ext9", (None,), None, "unknown judge 'keyword_ext9'; registered: "),
+    ("keyword_ext4", (3,), None, "a judge re-run judges the committed replies once"),
+    ("keyword_ext4", (None, None), None, "a judge re-run judges the committed replies once"),
+    ("keyword_ext4", (None,), 0.7, "a judge re-run judges the committed replies once"),
+])
+def test_a_judge_rerun_refuses_bad_input_in_one_sentence(judge, seeds, temperature, message):
+    with pytest.raises(ValueError, match=message):
+        stability.check_judge(judge, seeds, temperature)
+    stability.check_judge(None, seeds, temperature)  # no judge: nothing to check here
+
+
+def test_plan_sets_the_judge_where_declared():
+    runs = [{"experiment": "prefill_sure", "models": [QWEN], "params": {"n_items": 2}},
+            {"experiment": "masks", "models": [QWEN], "after_all": True}]
+    declared = {"prefill_sure": {"judge": None, "n_items": None}, "masks": {"seed": None}}
+    got = stability.plan(runs, None, None, declared, "keyword_ext4")
+    assert got == [(QWEN, [("prefill_sure", {"n_items": 2, "judge": "keyword_ext4"})]), (QWEN, [("masks", {})])]
+
+
+def test_a_judge_rerun_judges_copies_of_the_caches_and_never_serves(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "experiments" / "results" / "prefill_sure" / QWEN).mkdir(parents=True)
+    monkeypatch.setattr(stability, "REPO_ROOT", repo)
+    main_data = tmp_path / "data"
+    (main_data / "activations").mkdir(parents=True)
+    (main_data / "activations" / "a.npy").write_text("acts")
+    (main_data / "generations.sqlite").write_text("replies")
+    monkeypatch.setattr(stability, "data_dir", lambda: main_data)
+    calls = []
+
+    def fake_run(name, model, params, server, serve_model):
+        data = Path(os.environ["PERSONALAB_DATA"])
+        assert (data / "generations.sqlite").read_text() == "replies"
+        assert (data / "activations" / "a.npy").read_text() == "acts"
+        out = outputs.published(outputs.results_dir_for(name, model))
+        out.mkdir(parents=True)
+        (out / "provenance.json").write_text(json.dumps({"server": []}))
+        calls.append((name, model, params, serve_model))
+
+    def fake_claims(models, single, root=None):
+        return pd.DataFrame({"verdict": {"depth": "supported" if root else "mixed"}}), {}
+
+    monkeypatch.setattr(stability, "run_experiment", fake_run)
+    monkeypatch.setattr(stability, "claim_table", fake_claims)
+    table = stability.rerun(tmp_path / "out", only=["prefill_sure"], judge="keyword_ext4",
+                            verdicts_dir=tmp_path / "judge")
+    assert calls and all(c[2]["judge"] == "keyword_ext4" and c[3] is False for c in calls)
+    assert table.iloc[0]["varied"].startswith("judge keyword_ext4 on the committed generations; re-ran prefill_sure")
+    assert json.loads((tmp_path / "judge" / "provenance.json").read_text())["runs"][0]["judge"] == "keyword_ext4"
+    assert (main_data / "generations.sqlite").read_text() == "replies"  # the main cache is copied, not moved
 
 
 def test_a_rerun_that_no_row_reads_is_refused(tmp_path, monkeypatch):
