@@ -28,11 +28,12 @@ from personalab.judges.labels import (
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION,
-    LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS, NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE,
-    WEAK_PASS, agreement_table, confusion_table, early_decision_table, fixed_verdicts, fresh_predictions,
-    labeller_table, labelled_pool, labelling_pass, leave_one_group_out, model_tokenizers, ood_confusion,
-    ood_predictions, ood_table, pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
+    CHECK_PASS, CUTS, EXT4_CHECK_GROUPS, EXT4_CHECK_PASS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS, FRESH_PASSES,
+    GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS,
+    NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table, confusion_table,
+    early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool, labelling_pass,
+    leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
+    tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_json, read_table, results_dir_for, write_json, write_table
 
@@ -152,7 +153,7 @@ def erosion_report(pool: pd.DataFrame, labels: pd.DataFrame, n_boot: int = 2000,
 OOD_FILES: tuple[str, ...] = ("ood_agreement.csv", "ood_confusion.csv", "ood_worst.csv", "truncation.csv",
                                "fresh_groups.csv")
 """What :func:`write_ood_report` writes; ``fresh_groups.csv`` is the held-out agreement on the replies of the
-latest fresh pass only (:data:`~personalab.judges.validate.FRESH_PASS`) in the groups it was drawn from."""
+replies of each fresh pass only (:data:`~personalab.judges.validate.FRESH_PASSES`) in the groups it is scored on."""
 
 
 def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2000, seed: int = 0,
@@ -169,7 +170,9 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
     tables = {"ood": ood_table(df, preds, all_versions, n_boot=n_boot, seed=seed),
               "confusion": ood_confusion(df, preds)}
     tables["worst"] = worst_groups(tables["ood"])
-    tables["fresh"] = ood_table(df, fresh_predictions(df, preds), all_versions, n_boot=n_boot, seed=seed)
+    tables["fresh"] = pd.concat([ood_table(df, fresh_predictions(df, preds, labelling, groups), all_versions,
+                                           n_boot=n_boot, seed=seed).assign(labeller=labelling)
+                                 for labelling, groups in FRESH_PASSES.items()], ignore_index=True)
     tables["truncation"] = truncation_table(df, classifiers, model_tokenizers(sorted(set(df["model_id"]))),
                                             judges=list(versions), n_boot=n_boot, seed=seed)
     for key, name in zip(("ood", "confusion", "worst", "truncation", "fresh"), OOD_FILES):
@@ -279,13 +282,21 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         "weak_group_check": {"labeller": WEAK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                              "why": "held-out slippage replies of the masks with the lowest agreement, sampled and "
                                     "labelled after every judge (the served judge's prompt included) was fixed"},
-        "fresh_weak_groups": {
-            "labeller": FRESH_PASS, "groups": FRESH_GROUPS, "file": str(RESULTS_DIR / OOD_FILES[-1]),
-            "n": int(df["labeller"].map(labelling_pass).eq(FRESH_PASS).sum()),
-            "why": "new replies from the groups where keyword_ext3 still fell short (new Italian replies to held-out "
-                   "requests; held-out slippage replies: compliant prefills of every slippage model, the "
-                   "preference mask's other families), drawn and labelled after every judge was fixed; scored "
-                   "with each judge's held-out verdicts (trained and thresholded without the group)"},
+        "fresh_passes": {
+            "file": str(RESULTS_DIR / OOD_FILES[-1]),
+            "how": "each judge scored on the replies of one fresh pass with its held-out verdicts (trained and "
+                   "thresholded without the group)",
+            FRESH_PASS: {"groups": FRESH_GROUPS, "n": int(df["labeller"].map(labelling_pass).eq(FRESH_PASS).sum()),
+                         "why": "new replies from the groups where keyword_ext3 still fell short (new Italian replies "
+                                "to held-out requests; held-out slippage replies: compliant prefills of every "
+                                "slippage model, the preference mask's other families), drawn and labelled after "
+                                "every judge then built was fixed"},
+            EXT4_CHECK_PASS: {"groups": EXT4_CHECK_GROUPS,
+                              "n": int(df["labeller"].map(labelling_pass).eq(EXT4_CHECK_PASS).sum()),
+                              "why": "held-out slippage replies of the five slippage models (the preference mask's "
+                                     "every family, compliant prefills, a few of every other family), drawn and "
+                                     "labelled after keyword_ext4, written from the guide after reading "
+                                     f"keyword_ext3's misses in {FRESH_PASS}, was fixed"}},
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},

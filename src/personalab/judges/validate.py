@@ -40,9 +40,9 @@ from personalab.judges.finetuned import FineTuned, encode
 from personalab.judges.labels import POOL_PATH, prefills
 from personalab.judges.routed import route
 
-JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "embedding", "routed", "finetuned",
-                                 "routed_ft")
-FIXED: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3")
+JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4", "embedding", "routed",
+                                 "finetuned", "routed_ft")
+FIXED: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4")
 """Judges that need no training: the same verdicts in every fold."""
 TRAINABLE: dict[str, tuple[str, str | None]] = {"embedding": ("logreg", None), "routed": ("logreg", "keyword_ext"),
                                                 "finetuned": ("minilm", None), "routed_ft": ("minilm", "keyword_ext3")}
@@ -70,6 +70,12 @@ CUTS: tuple[int, ...] = (24, 32, 48, 64)
 OOD_C_GRID: tuple[float, ...] = (1.0, 10.0, 100.0)
 OOD_CV_FOLDS = 3
 KAPPA_TARGET = 0.8
+
+
+def reaches(kappa: Any, target: float = KAPPA_TARGET) -> Any:
+    """Whether a kappa (a number or an array) is at or above ``target``, ignoring float error: a kappa of exactly
+    0.8 is often computed as 0.7999999999999999. NaN never reaches it."""
+    return np.round(kappa, 9) >= target
 AGREEMENT_COLUMNS: tuple[str, ...] = (
     "judge", "judge_version", "split", "family", "in_training", "n", "n_items", "hand_refusal_rate",
     "judge_refusal_rate", "accuracy", "accuracy_lo", "accuracy_hi", "kappa", "kappa_lo", "kappa_hi", "kappa3",
@@ -203,13 +209,23 @@ judge was fixed (the served judge's prompt included), to narrow their intervals 
 
 
 FRESH_PASS = "pass-8-fresh"
-"""The third fresh pass (2026-12-07), drawn after every judge was fixed, from the three groups where keyword_ext3 still
-fell short with few labelled refusals (:data:`FRESH_GROUPS`): new Italian replies of the three probe models to
-held-out requests (``personalab judges probe --fresh``) and held-out slippage replies (compliant prefills of all five
-slippage models, the preference mask's other families; ``tools/sample_slippage_replies.py``)."""
+"""The third fresh pass (2026-12-07), drawn after every judge but keyword_ext4 was fixed, from the three groups where
+keyword_ext3 still fell short with few labelled refusals (:data:`FRESH_GROUPS`): new Italian replies of the three
+probe models to held-out requests (``personalab judges probe --fresh``) and held-out slippage replies (compliant
+prefills of all five slippage models, the preference mask's other families; ``tools/sample_slippage_replies.py``)."""
 FRESH_GROUPS: dict[str, tuple[str, ...]] = {"family": ("lang_it", "prefill"), "model": ("smollm2-135m-mask-preference",)}
 """The groups :data:`FRESH_PASS` was drawn from (the weak groups of :data:`SECOND_LABEL_GROUPS` but the forced refusal
 prefills, where the two labellers themselves disagree, so more replies labelled once cannot settle the judge)."""
+EXT4_CHECK_PASS = "pass-9-fresh"
+"""The fourth fresh pass (2026-12-07), drawn after keyword_ext4 was fixed (its rule was written from the guide's edge
+cases after reading keyword_ext3's misses in :data:`FRESH_PASS`): held-out slippage replies of the preference mask
+(every family), compliant prefills and a few replies of every other family of the other four slippage models."""
+EXT4_CHECK_GROUPS: dict[str, tuple[str, ...]] = {
+    "family": ("prefill",),
+    "model": ("smollm2-135m-mask-preference", "smollm2-135m-mask-deep", "smollm2-135m-mask-shallow",
+              "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")}
+FRESH_PASSES: dict[str, dict[str, tuple[str, ...]]] = {FRESH_PASS: FRESH_GROUPS, EXT4_CHECK_PASS: EXT4_CHECK_GROUPS}
+"""Each fresh pass and the groups it is scored on, out of distribution (``fresh_groups.csv``)."""
 
 
 def labelling_pass(labeller: str) -> str:
@@ -484,7 +500,7 @@ def worst_groups(ood: pd.DataFrame, min_n: int = MIN_GROUP_N,
             rows.append({"judge": judge, "grouping": grouping, "worst_group": worst["group"],
                          "worst_grouping": worst["grouping"], "n": int(worst["n"]), "kappa": worst["kappa"],
                          "kappa_lo": worst["kappa_lo"], "kappa_hi": worst["kappa_hi"],
-                         "n_groups": len(part), "groups_at_target": int((part["kappa"] >= KAPPA_TARGET).sum()),
+                         "n_groups": len(part), "groups_at_target": int(reaches(part["kappa"]).sum()),
                          "min_kappa_comp": part["kappa_comp"].min(), "min_kappa3": part["kappa3"].min()})
     return pd.DataFrame(rows)
 

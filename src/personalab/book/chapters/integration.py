@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from personalab.book import provenance
-from personalab.book.chapters import detection, erosion, handicap
+from personalab.book.chapters import detection, erosion, fresh_passes, handicap
 from personalab.book.chapters.labellers import labeller_numbers
 from personalab.experiments.capping import POOLED
 from personalab.judges.labels import LABELS_PATH, SECOND_LABELS_PATH
 from personalab.book.erosion_check import hand_checked
-from personalab.judges.validate import LABELLER_CONFUSION, LABELLER_TABLE
+from personalab.judges.validate import KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, RESULTS_DIR
 from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
 ALPHA = 0.05
@@ -50,6 +50,8 @@ MASKS_BASE = "smollm2-135m-instruct"
 """The base model the trained masks of the "Building the mask" chapter come from (its ``masks`` results)."""
 
 STABILITY_DIR = Path("experiments") / "results" / "stability"
+FRESH_TABLE = RESULTS_DIR / "fresh_groups.csv"
+JUDGE_PROVENANCE = RESULTS_DIR / "provenance.json"
 """Where ``personalab stability`` writes ``verdicts.csv`` (one row per re-derived claim) and its provenance."""
 
 
@@ -219,6 +221,13 @@ def _judges(t: ClaimTable) -> None:
     for key in ("all", "comp", "judge_comp", "other_as_comp"):
         t.glue[f"int_labellers_{key}"] = second[key]
     t.glue["int_labellers_short"] = second["judge_short"]
+    fresh = read_table(FRESH_TABLE)
+    passes = {k: v for k, v in read_json(JUDGE_PROVENANCE)["fresh_passes"].items() if k.startswith("pass-")}
+    weak, ext4 = list(passes)[-2:]
+    t.glue["int_fresh_n"] = str(passes[weak]["n"])
+    t.glue["int_fresh_ext3"] = fresh_passes.goal_sentence(fresh, weak, "keyword_ext3", KAPPA_TARGET)
+    t.glue["int_ext4_n"] = str(passes[ext4]["n"])
+    t.glue["int_ext4_goal"] = fresh_passes.goal_sentence(fresh, ext4, "keyword_ext4", KAPPA_TARGET)
     t.glue["int_min_n"] = str(MIN_N)
     ns = sorted({int(provenance(e, m)["n_items"]) for e in (*JUDGED_EXPERIMENTS, "wisdom_handicap")
                  for m in (t.having(e) if e != "wisdom_handicap" else [t.single])})
@@ -572,6 +581,33 @@ def read_stability() -> tuple[pd.DataFrame | None, dict | None]:
     return read_table(path).set_index("key"), read_json(STABILITY_DIR / "provenance.json")
 
 
+JUDGE_RERUN_DIR = STABILITY_DIR / "judge"
+"""Where ``personalab stability --judge NAME`` records the verdicts the same replies get from another judge."""
+
+
+def judge_rerun_phrase(verdicts: pd.Series, root: Path | str | None = None) -> str:
+    """The closing chapter's sentence on the last judge re-run: which rows keep their verdict when another judge
+    labels the committed replies, and what the others become (rows recorded for an earlier verdict are named)."""
+    path = JUDGE_RERUN_DIR / "verdicts.csv"
+    with output_root_at(root):
+        if not published(path).exists():
+            return "No other judge has re-labelled the committed replies yet."
+        records = read_table(path).set_index("key")
+        run = read_json(JUDGE_RERUN_DIR / "provenance.json")["runs"][-1]
+    current = records[[key in verdicts.index and verdicts[key] == c for key, c in records["committed"].items()]]
+    stale = sorted(set(records.index) - set(current.index))
+    held = current[current["held"].astype(bool)]
+    changed = current[~current["held"].astype(bool)]
+    text = (f"Re-labelled by the {run['judge']} judge ({run['date'][:10]}, `personalab stability --judge`), the same "
+            f"replies leave {len(held)} of the {len(current)} rows it re-derived with their verdicts")
+    if len(changed):
+        text += "; " + "; ".join(f"{key} goes from {r['committed']} to {r['verdicts']}" for key, r in changed.iterrows())
+    text += "."
+    if stale:
+        text += f" (Its records for {', '.join(stale)} were made for an earlier verdict and are not counted.)"
+    return text
+
+
 def _run_phrase(run: dict) -> str:
     """One recorded ``personalab stability`` command: date, repetitions, seeds, temperature and the rows it
     re-derived."""
@@ -621,11 +657,12 @@ def claim_table(models: list[str], single: str,
         t.glue[f"int_n_{v.replace(' ', '_')}"] = str(int(counts.get(v, 0)))
     t.glue["int_n_claims"] = str(len(claims))
     t.glue["int_stable"] = stability_phrase(list(claims["stable"]), prov)
+    t.glue["int_judge_rerun"] = judge_rerun_phrase(claims["verdict"], root)
     for key, cell in claims["stable"].items():
         t.glue[f"int_stable_{key}"] = f'"{cell}"'
     return claims, t.glue
 
 
-__all__ = ["ALPHA", "MASKS_BASE", "MIN_N", "ROW_EXPERIMENTS", "RULES", "STABILITY_DIR", "ClaimTable", "claim_table", "confidence",
+__all__ = ["ALPHA", "JUDGE_RERUN_DIR", "MASKS_BASE", "MIN_N", "ROW_EXPERIMENTS", "RULES", "STABILITY_DIR", "ClaimTable", "claim_table", "confidence",
            "control_phrase", "crack_families", "crack_side", "model_key", "pts", "ran", "read_stability", "short_name", "side",
-           "inside_side", "stability_phrase", "stable_text", "tab", "trained_side", "verdict"]
+           "inside_side", "judge_rerun_phrase", "stability_phrase", "stable_text", "tab", "trained_side", "verdict"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from personalab.judges.validate import KAPPA_TARGET
+from personalab.judges.validate import KAPPA_TARGET, reaches
 
 
 def _ci(row: pd.Series) -> str:
@@ -23,9 +23,9 @@ def _name(group: str) -> str:
 def group_verdict(labellers: float, judge_first: float, judge_second: float, target: float = KAPPA_TARGET) -> str:
     """Whose shortfall a group shows: ``"judge"`` when the labellers reach the target and the judge falls short of it
     against both of them, ``"labels"`` when the labellers themselves fall short, ``"neither"`` otherwise."""
-    if labellers < target:
+    if not reaches(labellers, target):
         return "labels"
-    if max(judge_first, judge_second) < target:
+    if not reaches(max(judge_first, judge_second), target):
         return "judge"
     return "neither"
 
