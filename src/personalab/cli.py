@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     stability.add_argument("--judge", default=None, metavar="NAME",
                            help="instead of re-generating, re-judge the committed replies with this registered judge "
                                 "(from copies of the caches, never serving a model); records go to "
-                                "experiments/results/stability/judge/")
+                                "experiments/results/stability/judge/NAME/")
     stability.add_argument("--out", default=None,
                            help="folder for the repetitions' caches and results (default <repo>/.personalab/stability)")
     stability.set_defaults(func=_cmd_stability)

@@ -15,7 +15,8 @@ never touched.
 A *judge* re-run (``judge=``) asks a different question: would a verdict change if another registered judge had
 labelled the same replies? Each repetition then starts from a copy of the main generation and activation caches,
 runs every notebook with that judge and never serves a model (a missing generation is an error, so every reply is
-the committed one), and its records go to their own folder (:data:`JUDGE_DIR`), apart from the re-run records.
+the committed one), and its records go to a folder of that judge's own (``JUDGE_DIR / judge``), apart from the re-run
+records.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ DEFAULT_OUT_DIR = repo_path(".personalab", "stability")
 
 RESULTS = Path("experiments") / "results"
 JUDGE_DIR = STABILITY_DIR / "judge"
-"""Where a judge re-run writes its ``verdicts.csv`` and ``provenance.json``."""
+"""Where a judge re-run writes its ``verdicts.csv`` and ``provenance.json``, one folder per judge."""
 CACHES: tuple[str, ...] = ("generations.sqlite", "activations")
 """What a judge re-run copies from the main data folder: the replies and the activations they were computed from."""
 
@@ -304,7 +305,7 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
     A seed of None keeps each notebook's configured seed. The claim table is the main job's (models from
     ``experiments/config.yaml``); rows are compared only where an experiment they read was re-run. With ``judge``,
     the one repetition re-judges the committed replies instead (module docstring). Returns the table written to
-    ``verdicts_dir/verdicts.csv`` (default :data:`STABILITY_DIR`, or :data:`JUDGE_DIR` for a judge re-run).
+    ``verdicts_dir/verdicts.csv`` (default :data:`STABILITY_DIR`, or ``JUDGE_DIR / judge`` for a judge re-run).
     """
     seeds = tuple(seeds)
     plans, declared = _plans(seeds, temperature, only, config, judge)
@@ -339,7 +340,7 @@ def rerun(out_dir: Path | str = DEFAULT_OUT_DIR, *, seeds: Sequence[int | None] 
                                      for m, items in runs_of_rep for n, p in items]})
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     table = compare(committed, verdicts, varied, date)
-    verdicts_dir = Path(verdicts_dir or (JUDGE_DIR if judge else STABILITY_DIR))
+    verdicts_dir = Path(verdicts_dir or (JUDGE_DIR / judge if judge else STABILITY_DIR))
     earlier, earlier_runs = read_records(verdicts_dir)
     written = write_table(merge_records(earlier, table, list(committed.index)), verdicts_dir / "verdicts.csv")
     dist = vllm_distribution()

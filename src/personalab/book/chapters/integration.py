@@ -582,30 +582,34 @@ def read_stability() -> tuple[pd.DataFrame | None, dict | None]:
 
 
 JUDGE_RERUN_DIR = STABILITY_DIR / "judge"
-"""Where ``personalab stability --judge NAME`` records the verdicts the same replies get from another judge."""
+"""Where ``personalab stability --judge NAME`` records, in ``NAME/``, the verdicts the same replies get from that judge."""
 
 
-def judge_rerun_phrase(verdicts: pd.Series, root: Path | str | None = None) -> str:
-    """The closing chapter's sentence on the last judge re-run: which rows keep their verdict when another judge
-    labels the committed replies, and what the others become (rows recorded for an earlier verdict are named)."""
-    path = JUDGE_RERUN_DIR / "verdicts.csv"
+def judge_rerun_phrase(verdicts: pd.Series, counting: set[str], root: Path | str | None = None) -> str:
+    """The closing chapter's sentences on the judge re-runs: for each judge other than those the experiments count
+    with (``counting``), which rows keep their verdict when it labels the committed replies, and what the others
+    become (rows recorded for an earlier verdict are named)."""
+    sentences = []
     with output_root_at(root):
-        if not published(path).exists():
-            return "No other judge has re-labelled the committed replies yet."
-        records = read_table(path).set_index("key")
-        run = read_json(JUDGE_RERUN_DIR / "provenance.json")["runs"][-1]
-    current = records[[key in verdicts.index and verdicts[key] == c for key, c in records["committed"].items()]]
-    stale = sorted(set(records.index) - set(current.index))
-    held = current[current["held"].astype(bool)]
-    changed = current[~current["held"].astype(bool)]
-    text = (f"Re-labelled by the {run['judge']} judge ({run['date'][:10]}, `personalab stability --judge`), the same "
-            f"replies leave {len(held)} of the {len(current)} rows it re-derived with their verdicts")
-    if len(changed):
-        text += "; " + "; ".join(f"{key} goes from {r['committed']} to {r['verdicts']}" for key, r in changed.iterrows())
-    text += "."
-    if stale:
-        text += f" (Its records for {', '.join(stale)} were made for an earlier verdict and are not counted.)"
-    return text
+        folder = published(JUDGE_RERUN_DIR)
+        names = sorted(p.name for p in folder.iterdir() if (p / "verdicts.csv").exists()) if folder.is_dir() else []
+        for name in (n for n in names if n not in counting):
+            records = read_table(JUDGE_RERUN_DIR / name / "verdicts.csv").set_index("key")
+            run = read_json(JUDGE_RERUN_DIR / name / "provenance.json")["runs"][-1]
+            current = records[[key in verdicts.index and verdicts[key] == c for key, c in records["committed"].items()]]
+            stale = sorted(set(records.index) - set(current.index))
+            held = current[current["held"].astype(bool)]
+            changed = current[~current["held"].astype(bool)]
+            text = (f"Re-labelled by the {name} judge ({run['date'][:10]}, `personalab stability --judge {name}`), the "
+                    f"same replies leave {len(held)} of the {len(current)} rows it re-derived with their verdicts")
+            if len(changed):
+                text += "; " + "; ".join(f"{key} goes from {r['committed']} to {r['verdicts']}"
+                                         for key, r in changed.iterrows())
+            text += "."
+            if stale:
+                text += f" (Its records for {', '.join(stale)} were made for an earlier verdict and are not counted.)"
+            sentences.append(text)
+    return " ".join(sentences) or "No other judge has re-labelled the committed replies yet."
 
 
 def _run_phrase(run: dict) -> str:
@@ -657,7 +661,7 @@ def claim_table(models: list[str], single: str,
         t.glue[f"int_n_{v.replace(' ', '_')}"] = str(int(counts.get(v, 0)))
     t.glue["int_n_claims"] = str(len(claims))
     t.glue["int_stable"] = stability_phrase(list(claims["stable"]), prov)
-    t.glue["int_judge_rerun"] = judge_rerun_phrase(claims["verdict"], root)
+    t.glue["int_judge_rerun"] = judge_rerun_phrase(claims["verdict"], set(t.glue["int_judges"].split(" and ")), root)
     for key, cell in claims["stable"].items():
         t.glue[f"int_stable_{key}"] = f'"{cell}"'
     return claims, t.glue
