@@ -189,13 +189,10 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
 EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
 SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
-EARLY_JUDGE = "keyword_ext3"
-"""The judge of the early-decision study: the one the experiments label their replies with."""
-
-
 def write_early_decision() -> pd.DataFrame | None:
     """The early-decision study on every committed slippage run whose model is pulled here (its tokenizer cuts the
-    replies); written to ``early_decision.csv``. None when no such run exists."""
+    replies), each with the judge that labelled the run (its provenance); written to ``early_decision.csv`` with a
+    ``judge`` column. None when no such run exists."""
     from personalab.judges.validate import model_tokenizers
 
     parts = []
@@ -205,7 +202,9 @@ def write_early_decision() -> pd.DataFrame | None:
         if model_id not in tokenizers:
             continue
         df = read_table(responses)
-        parts.append(early_decision_table(df, tokenizers[model_id], get_judge(EARLY_JUDGE)).assign(model_id=model_id))
+        judge = read_json(responses.parent / "provenance.json")["judge"]["name"]
+        parts.append(early_decision_table(df, tokenizers[model_id], get_judge(judge)).assign(model_id=model_id,
+                                                                                             judge=judge))
     if not parts:
         return None
     table = pd.concat(parts, ignore_index=True)
@@ -301,7 +300,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},
         "early_decision": None if early is None else {
-            "judge": EARLY_JUDGE, "runs": sorted(set(early["model_id"])),
+            "judge": " and ".join(sorted(set(early["judge"]))), "runs": sorted(set(early["model_id"])),
             "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
                    "reply's verdict elsewhere; kappa against the whole replies"},
         "pool": {"path": str(POOL_PATH), "sha256": hashes["pool_sha256"],

@@ -29,7 +29,9 @@ from personalab.prompts import Item, get_item, load_items, twin_of
 TRAINED_FAMILIES: tuple[str, ...] = ("direct", "identity", "context", "prefill")
 #: Families that never appear in training, so that generalisation to them is what the experiments measure.
 HELD_OUT_FAMILIES: tuple[str, ...] = ("technical", "value_conflict", "erosion", "language", "control")
-#: The judge that keeps refusals out of the "helpful" side and out of DPO's rejected compliances.
+#: The judge that keeps refusals out of the "helpful" side and out of DPO's rejected compliances. Part of the recipe:
+#: it stays the judge the masks were trained with (the experiments since count with keyword_ext4); changing it
+#: changes the training data and retrains every mask.
 FILTER_JUDGE = "keyword_ext3"
 #: Greedy tokens per base-model answer: long enough for a useful answer, short enough to train in minutes.
 ANSWER_TOKENS = 48
