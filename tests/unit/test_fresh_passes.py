@@ -49,3 +49,17 @@ def test_a_kappa_of_exactly_the_target_reaches_it_despite_float_error():
     assert 0.7999999999999999 < 0.8 and reaches(0.7999999999999999)
     assert not reaches(0.799) and not reaches(float("nan"))
     assert reaches(pd.Series([0.8 - 1e-12, 0.79])).tolist() == [True, False]
+
+
+def test_labellers_on_compares_the_two_labellings_of_one_pass():
+    from personalab.book.chapters.fresh_passes import labellers_on
+
+    ids = [f"r{i}" for i in range(8)]
+    first = pd.DataFrame({"id": ids, "label": ["refusal", "compliance"] * 4,
+                          "labeller": ["pass-x-a"] * 4 + ["pass-x-b"] * 4})
+    second = pd.DataFrame({"id": ids, "label": ["refusal", "compliance"] * 3 + ["compliance", "compliance"]})
+    pool = pd.DataFrame({"id": ids, "item": [f"item-{i}" for i in range(8)]})
+    text = labellers_on(first, second, pool, "pass-x", n_boot=50)
+    assert text.endswith("n = 8, 7 labelled alike)") and text.startswith("0.75 ")
+    with pytest.raises(ValueError, match="No reply of pass-y was labelled twice"):
+        labellers_on(first, second, pool, "pass-y")

@@ -30,10 +30,10 @@ from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, serv
 from personalab.judges.validate import (
     CHECK_PASS, CUTS, EXT4_CHECK_GROUPS, EXT4_CHECK_PASS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS, FRESH_PASSES,
     GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS,
-    NEVER_HELD_OUT, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table, confusion_table,
-    early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool, labelling_pass,
-    leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
-    tricky_cases, truncation_table, worst_groups,
+    NEVER_HELD_OUT, REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table,
+    confusion_table, early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool,
+    labelling_pass, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table,
+    run_judge, tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_json, read_table, results_dir_for, write_json, write_table
 
@@ -295,7 +295,12 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                               "why": "held-out slippage replies of the five slippage models (the preference mask's "
                                      "every family, compliant prefills, a few of every other family), drawn and "
                                      "labelled after keyword_ext4, written from the guide after reading "
-                                     f"keyword_ext3's misses in {FRESH_PASS}, was fixed"}},
+                                     f"keyword_ext3's misses in {FRESH_PASS}, was fixed"},
+            REFUSAL_PREFILL_PASS: {"groups": {"family": ["refusal_prefill"]},
+                                   "n": int(df["labeller"].map(labelling_pass).eq(REFUSAL_PREFILL_PASS).sum()),
+                                   "why": "new forced refusal prefills of the five slippage models on held-out "
+                                          "requests (tools/fresh_pool_draw.py), drawn after keyword_ext4 was fixed "
+                                          "and labelled twice, blind (second labels in second_labels.csv)"}},
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},

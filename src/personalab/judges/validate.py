@@ -224,7 +224,13 @@ EXT4_CHECK_GROUPS: dict[str, tuple[str, ...]] = {
     "family": ("prefill",),
     "model": ("smollm2-135m-mask-preference", "smollm2-135m-mask-deep", "smollm2-135m-mask-shallow",
               "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")}
-FRESH_PASSES: dict[str, dict[str, tuple[str, ...]]] = {FRESH_PASS: FRESH_GROUPS, EXT4_CHECK_PASS: EXT4_CHECK_GROUPS}
+REFUSAL_PREFILL_PASS = "pass-10-fresh"
+"""The fifth fresh pass (2026-12-07): new forced refusal prefills ("I'm sorry," and the whole refusal opening) of the
+five slippage models on held-out requests (``tools/fresh_pool_draw.py``), drawn after keyword_ext4 was fixed and
+labelled twice, blind: the first label here, the second in ``second_labels.csv``. The family had 24 replies, and its
+two labellers agreed at only 0.62, so neither the judge nor the labels could be read there."""
+FRESH_PASSES: dict[str, dict[str, tuple[str, ...]]] = {FRESH_PASS: FRESH_GROUPS, EXT4_CHECK_PASS: EXT4_CHECK_GROUPS,
+                                                       REFUSAL_PREFILL_PASS: {"family": ("refusal_prefill",)}}
 """Each fresh pass and the groups it is scored on, out of distribution (``fresh_groups.csv``)."""
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from personalab.judges.validate import reaches
+from personalab.judges.validate import agreement_stats, labelling_pass, reaches
 
 GROUP_NAMES: dict[str, str] = {
     "lang_it": "the Italian requests", "prefill": "the compliant prefills", "refusal_prefill": "the refusal prefills",
@@ -79,4 +79,19 @@ def comparison(fresh: pd.DataFrame, labelling: str, new: str, old: str) -> str:
             + (f" ({', '.join(changed)})" if changed else ""))
 
 
-__all__ = ["GROUP_NAMES", "comparison", "goal_sentence", "group_name", "kappa_text", "pass_n", "refusals", "rows_of"]
+def labellers_on(first: pd.DataFrame, second: pd.DataFrame, pool: pd.DataFrame, labelling: str,
+                 n_boot: int = 2000, seed: int = 0) -> str:
+    """How far the two blind labellings of one pass agree, refusal versus not (kappa with its interval over
+    requests), on the replies both labelled; ``first`` and ``second`` are label files, ``pool`` gives each id's
+    request (``item``)."""
+    mine = first[first["labeller"].map(labelling_pass) == labelling][["id", "label"]]
+    both = mine.merge(second[["id", "label"]].rename(columns={"label": "pred"}), on="id").merge(
+        pool[["id", "item"]], on="id")
+    if both.empty:
+        raise ValueError(f"No reply of {labelling} was labelled twice; see second_labels.csv.")
+    stats = agreement_stats(both, n_boot, seed)
+    return (f"{stats['kappa']:.2f} (95% CI {stats['kappa_lo']:.2f} to {stats['kappa_hi']:.2f}; n = {len(both)}, "
+            f"{int((both['label'] == both['pred']).sum())} labelled alike)")
+
+
+__all__ = ["GROUP_NAMES", "comparison", "goal_sentence", "group_name", "kappa_text", "labellers_on", "pass_n", "refusals", "rows_of"]

@@ -23,7 +23,8 @@ from personalab.book.chapters.labellers import labeller_numbers
 from personalab.experiments.capping import POOLED
 from personalab.judges.labels import LABELS_PATH, SECOND_LABELS_PATH
 from personalab.book.erosion_check import hand_checked
-from personalab.judges.validate import KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, RESULTS_DIR
+from personalab.judges.validate import (EXT4_CHECK_PASS, FRESH_PASS, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE,
+                                        REFUSAL_PREFILL_PASS, RESULTS_DIR)
 from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
 ALPHA = 0.05
@@ -222,12 +223,19 @@ def _judges(t: ClaimTable) -> None:
         t.glue[f"int_labellers_{key}"] = second[key]
     t.glue["int_labellers_short"] = second["judge_short"]
     fresh = read_table(FRESH_TABLE)
-    passes = {k: v for k, v in read_json(JUDGE_PROVENANCE)["fresh_passes"].items() if k.startswith("pass-")}
-    weak, ext4 = list(passes)[-2:]
+    passes = read_json(JUDGE_PROVENANCE)["fresh_passes"]
+    weak, ext4 = FRESH_PASS, EXT4_CHECK_PASS
     t.glue["int_fresh_n"] = str(passes[weak]["n"])
     t.glue["int_fresh_ext3"] = fresh_passes.goal_sentence(fresh, weak, "keyword_ext3", KAPPA_TARGET)
     t.glue["int_ext4_n"] = str(passes[ext4]["n"])
     t.glue["int_ext4_goal"] = fresh_passes.goal_sentence(fresh, ext4, "keyword_ext4", KAPPA_TARGET)
+    forced = fresh[fresh["labeller"] == REFUSAL_PREFILL_PASS].set_index("judge")
+    t.glue["int_forced_n"] = str(passes[REFUSAL_PREFILL_PASS]["n"])
+    t.glue["int_forced_ext4"] = fresh_passes.kappa_text(forced.loc["keyword_ext4"])
+    t.glue["int_forced_best"] = f"{forced['kappa'].max():.2f}"
+    t.glue["int_forced_rates"] = (f"the fourth judge calls {forced.loc['keyword_ext4', 'judge_refusal_rate'] * 100:.0f}% "
+                                  f"of them refusals and the served model {forced.loc['served', 'judge_refusal_rate'] * 100:.0f}%, "
+                                  f"where the first labeller found {forced.loc['served', 'hand_refusal_rate'] * 100:.0f}%")
     t.glue["int_min_n"] = str(MIN_N)
     ns = sorted({int(provenance(e, m)["n_items"]) for e in (*JUDGED_EXPERIMENTS, "wisdom_handicap")
                  for m in (t.having(e) if e != "wisdom_handicap" else [t.single])})
