@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from personalab.judges.blind import blind_block
+from personalab.judges.blind import write_batches
 from personalab.judges.labels import LABELS_PATH, read_pool
 from personalab.judges.validate import in_second_label_groups
 from personalab.outputs import read_table
@@ -40,12 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rows = sample(args.per_family, args.seed)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for b in range(args.batches):
-        part = rows.iloc[b::args.batches]
-        text = "\n".join(blind_block(n + 1, row) for n, (_, row) in enumerate(part.iterrows()))
-        (args.out_dir / f"batch_{b + 1}.txt").write_text(text, encoding="utf-8")
-        print(f"{args.out_dir / f'batch_{b + 1}.txt'}: {len(part)} replies")
+    write_batches(rows, args.out_dir, args.batches)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from personalab.judges.blind import blind_block
+from personalab.judges.blind import write_batches
 from personalab.judges.labels import LABELS_PATH, read_pool
 from personalab.outputs import read_table
 
@@ -29,12 +29,7 @@ def main() -> None:
     if rows.empty:
         raise SystemExit("Every pool reply is labelled already; add replies to the pool first.")
     rows = rows.sample(frac=1.0, random_state=args.seed).reset_index(drop=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for b in range(args.batches):
-        part = rows.iloc[b::args.batches]
-        text = "\n".join(blind_block(n + 1, row) for n, (_, row) in enumerate(part.iterrows()))
-        (args.out_dir / f"batch_{b + 1}.txt").write_text(text, encoding="utf-8")
-        print(f"{args.out_dir / f'batch_{b + 1}.txt'}: {len(part)} replies")
+    write_batches(rows, args.out_dir, args.batches)
 
 
 if __name__ == "__main__":

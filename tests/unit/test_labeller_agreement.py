@@ -121,3 +121,15 @@ def test_labeller_numbers_follow_the_table_and_the_label_files() -> None:
     assert numbers["agreed"].endswith("n = 30, with 0 replies on which it contradicts both")
     with pytest.raises(ValueError, match="does not match the label files"):
         labeller_numbers(table, confusion, first, second.assign(label=first["label"]))
+
+
+def test_write_batches_deals_every_row_once_in_order(tmp_path: Path) -> None:
+    from personalab.judges.blind import write_batches
+
+    rows = _batches_tool().sample(per_family=1, seed=0).head(7)
+    paths = write_batches(rows, tmp_path / "out", 3)
+    texts = [p.read_text(encoding="utf-8") for p in paths]
+    assert [p.name for p in paths] == ["batch_1.txt", "batch_2.txt", "batch_3.txt"]
+    assert [t.count("=== ") for t in texts] == [3, 2, 2]
+    assert all(f"id {i} ===" in "".join(texts) for i in rows["id"])
+    assert texts[0].startswith(f"=== 1. id {rows['id'].iloc[0]} ===") and f"=== 2. id {rows['id'].iloc[3]} ===" in texts[0]

@@ -7,6 +7,8 @@ model's own words) and the reply, under the row's id; no model name, family, ear
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from personalab.attacks import WRAPPERS, get_wrapper
@@ -34,4 +36,18 @@ def blind_block(n: int, row: pd.Series) -> str:
             f"limit):\n{row['reply']}\n")
 
 
-__all__ = ["blind_block", "conversation"]
+def write_batches(rows: pd.DataFrame, out_dir: Path, batches: int) -> list[Path]:
+    """Deal ``rows`` (in their order) into ``batches`` text files ``batch_1.txt``, ... of :func:`blind_block`s."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for b in range(batches):
+        part = rows.iloc[b::batches]
+        path = out_dir / f"batch_{b + 1}.txt"
+        path.write_text("\n".join(blind_block(n + 1, row) for n, (_, row) in enumerate(part.iterrows())),
+                        encoding="utf-8")
+        print(f"{path}: {len(part)} replies")
+        paths.append(path)
+    return paths
+
+
+__all__ = ["blind_block", "conversation", "write_batches"]
