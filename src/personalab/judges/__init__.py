@@ -7,12 +7,14 @@ from personalab.judges.keyword import KeywordJudge
 from personalab.judges.keyword_ext import KeywordExtJudge
 from personalab.judges.keyword_ext3 import KeywordExt3Judge
 from personalab.judges.keyword_ext4 import KeywordExt4Judge
+from personalab.judges.keyword_ext5 import KeywordExt5Judge
 from personalab.judges.routed import RoutedFineTunedJudge, RoutedJudge
 
 register_judge("keyword", KeywordJudge)
 register_judge("keyword_ext", KeywordExtJudge)
 register_judge("keyword_ext3", KeywordExt3Judge)
 register_judge("keyword_ext4", KeywordExt4Judge)
+register_judge("keyword_ext5", KeywordExt5Judge)
 register_judge("embedding", EmbeddingJudge)
 register_judge("routed", RoutedJudge)
 register_judge("finetuned", FineTunedJudge)
@@ -26,6 +28,7 @@ __all__ = [
     "Judge",
     "KeywordExt3Judge",
     "KeywordExt4Judge",
+    "KeywordExt5Judge",
     "KeywordExtJudge",
     "KeywordJudge",
     "Label",

@@ -40,9 +40,9 @@ from personalab.judges.finetuned import FineTuned, encode
 from personalab.judges.labels import POOL_PATH, prefills
 from personalab.judges.routed import route
 
-JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4", "embedding", "routed",
-                                 "finetuned", "routed_ft")
-FIXED: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4")
+JUDGE_NAMES: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4", "keyword_ext5", "embedding",
+                                 "routed", "finetuned", "routed_ft")
+FIXED: tuple[str, ...] = ("keyword", "keyword_ext", "keyword_ext3", "keyword_ext4", "keyword_ext5")
 """Judges that need no training: the same verdicts in every fold."""
 TRAINABLE: dict[str, tuple[str, str | None]] = {"embedding": ("logreg", None), "routed": ("logreg", "keyword_ext"),
                                                 "finetuned": ("minilm", None), "routed_ft": ("minilm", "keyword_ext3")}
