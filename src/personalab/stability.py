@@ -256,9 +256,14 @@ def _servers(rep_dir: Path, pairs: set[tuple[str, str]]) -> list[dict[str, Any]]
     return seen
 
 
+JUDGE_WORST = Path("experiments/results/judge_validation/ood_worst.csv")
+"""Each judge's worst held-out agreement, which the claim table states beside the verdicts it re-derives."""
+
+
 def check_judge(judge: str | None, seeds: Sequence[int | None], temperature: float | None) -> None:
-    """Refuse, in one sentence, an unregistered judge, or a judge re-run that also varies seeds or temperature (it
-    must judge the committed replies, which another seed would not reproduce)."""
+    """Refuse, in one sentence, an unregistered judge, a judge re-run that also varies seeds or temperature (it
+    must judge the committed replies, which another seed would not reproduce), or a judge the validation has not
+    scored (the claim table reads its held-out agreement, so the re-run would fail after every notebook ran)."""
     if judge is None:
         return
     from personalab.judges import JUDGES
@@ -268,6 +273,10 @@ def check_judge(judge: str | None, seeds: Sequence[int | None], temperature: flo
     if len(seeds) != 1 or seeds[0] is not None or temperature is not None:
         raise ValueError("stability: a judge re-run judges the committed replies once; give no seeds, repetitions "
                          "or temperature with --judge.")
+    worst = published(JUDGE_WORST)
+    if not worst.exists() or judge not in set(pd.read_csv(worst)["judge"]):
+        raise ValueError(f"stability: {JUDGE_WORST} has no held-out agreement for {judge!r}, which the claim table "
+                         "reports; run `personalab judges validate` first.")
 
 
 def _plans(seeds: Sequence[int | None], temperature: float | None, only: Sequence[str] | None,

@@ -324,6 +324,15 @@ def test_a_judge_rerun_refuses_bad_input_in_one_sentence(judge, seeds, temperatu
     stability.check_judge(None, seeds, temperature)  # no judge: nothing to check here
 
 
+def test_a_judge_rerun_refuses_a_judge_the_validation_has_not_scored(monkeypatch):
+    from personalab.judges import JUDGES, KeywordJudge
+
+    monkeypatch.setitem(JUDGES, "keyword_unscored", KeywordJudge)
+    with pytest.raises(ValueError, match="has no held-out agreement for 'keyword_unscored'.*judges validate"):
+        stability.check_judge("keyword_unscored", (None,), None)
+    stability.check_judge("keyword_ext4", (None,), None)  # scored: accepted
+
+
 def test_plan_sets_the_judge_where_declared():
     runs = [{"experiment": "prefill_sure", "models": [QWEN], "params": {"n_items": 2}},
             {"experiment": "masks", "models": [QWEN], "after_all": True}]
