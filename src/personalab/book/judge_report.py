@@ -28,12 +28,12 @@ from personalab.judges.labels import (
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, EXT4_CHECK_GROUPS, EXT4_CHECK_PASS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS, FRESH_PASSES,
-    GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS,
-    NEVER_HELD_OUT, REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table,
-    confusion_table, early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool,
-    labelling_pass, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table,
-    run_judge, tricky_cases, truncation_table, worst_groups,
+    CHECK_PASS, CUTS, EXT4_CHECK_GROUPS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS,
+    FRESH_PASSES, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N,
+    MIN_GROUP_REFUSALS, NEVER_HELD_OUT, REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS,
+    agreement_table, confusion_table, early_decision_table, fixed_verdicts, fresh_predictions, labeller_table,
+    labelled_pool, labelling_pass, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
+    pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_json, read_table, results_dir_for, write_json, write_table
 
@@ -300,7 +300,13 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                                    "n": int(df["labeller"].map(labelling_pass).eq(REFUSAL_PREFILL_PASS).sum()),
                                    "why": "new forced refusal prefills of the five slippage models on held-out "
                                           "requests (tools/fresh_pool_draw.py), drawn after keyword_ext4 was fixed "
-                                          "and labelled twice, blind (second labels in second_labels.csv)"}},
+                                          "and labelled twice, blind (second labels in second_labels.csv)"},
+            EXT5_CHECK_PASS: {"groups": {"family": ["refusal_prefill"]},
+                              "n": int(df["labeller"].map(labelling_pass).eq(EXT5_CHECK_PASS).sum()),
+                              "why": "150 more forced refusal prefills of the five slippage models on held-out "
+                                     "requests, drawn after keyword_ext5, written from the guide after reading "
+                                     f"keyword_ext4's misses in {REFUSAL_PREFILL_PASS}, was fixed, and labelled "
+                                     "twice, blind"}},
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},

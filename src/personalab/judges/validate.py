@@ -229,8 +229,14 @@ REFUSAL_PREFILL_PASS = "pass-10-fresh"
 five slippage models on held-out requests (``tools/fresh_pool_draw.py``), drawn after keyword_ext4 was fixed and
 labelled twice, blind: the first label here, the second in ``second_labels.csv``. The family had 24 replies, and its
 two labellers agreed at only 0.62, so neither the judge nor the labels could be read there."""
+EXT5_CHECK_PASS = "pass-11-fresh"
+"""The sixth fresh pass (2026-12-07): 150 more forced refusal prefills of the five slippage models on held-out
+requests (``tools/fresh_pool_draw.py --per-cell 15 --seed pool-fresh-2``), drawn after keyword_ext5 was fixed (its
+rule was written from the guide's edge cases 4, 5 and 10 after reading keyword_ext4's misses in
+:data:`REFUSAL_PREFILL_PASS`) and labelled twice, blind: the first label here, the second in ``second_labels.csv``."""
 FRESH_PASSES: dict[str, dict[str, tuple[str, ...]]] = {FRESH_PASS: FRESH_GROUPS, EXT4_CHECK_PASS: EXT4_CHECK_GROUPS,
-                                                       REFUSAL_PREFILL_PASS: {"family": ("refusal_prefill",)}}
+                                                       REFUSAL_PREFILL_PASS: {"family": ("refusal_prefill",)},
+                                                       EXT5_CHECK_PASS: {"family": ("refusal_prefill",)}}
 """Each fresh pass and the groups it is scored on, out of distribution (``fresh_groups.csv``)."""
 
 
