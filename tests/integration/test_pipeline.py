@@ -56,7 +56,7 @@ def test_run_publishes_notebook_results_and_figures(endpoint, integration_data, 
     assert len(responses) == 6 and responses["reply"].notna().all()
     prov = json.loads((results / "provenance.json").read_text())
     assert prov["model"]["weight_sha256"] and prov["server"][0]["vllm_version"]
-    assert prov["prompt_set_version"] and prov["judge"]["name"] == "keyword_ext4" and prov["parameters"]["n_items"] == 3
+    assert prov["prompt_set_version"] and prov["judge"]["name"] == "keyword_ext5" and prov["parameters"]["n_items"] == 3
     assert (figures / "refusal_rate.svg").stat().st_size > 1000 and (figures / "refusal_rate.png").exists()
     assert not list((scratch_repo / ".personalab" / "staging").iterdir())
 

@@ -1,6 +1,9 @@
-"""The inside chapter says whether its persona-axis and probe numbers were measured on the current masks."""
+"""The inside chapter says whether its persona-axis and probe numbers were measured on the current masks, and reads
+its ablation results by their intervals."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from personalab.book.chapters import inside
 
@@ -42,3 +45,12 @@ def test_the_probe_verdict_names_the_models_where_the_hypothesis_holds(monkeypat
                                            "and the deep mask:")
     monkeypatch.setattr(inside, "read_table", lambda path: diffs.assign(lo=-0.1) if "difference" in str(path) else aucs)
     assert inside.probe_numbers("base")["probe_verdict"].startswith("So the hypothesis is not supported")
+
+
+def test_the_ablation_reading_follows_the_intervals() -> None:
+    def row(lo: float, hi: float) -> pd.Series:
+        return pd.Series({"difference": (lo + hi) / 2, "lo": lo, "hi": hi})
+
+    assert inside.damage_reading(row(-0.65, -0.05), row(-0.35, 0.25)) == "again a damaged model, not an unmasked one"
+    assert inside.damage_reading(row(-0.65, 0.0), row(-0.35, 0.25)).endswith("neither clearly unmasked nor clearly damaged")
+    assert "unmasked model is not ruled out" in inside.damage_reading(row(-0.65, 0.0), row(-0.8, -0.3))

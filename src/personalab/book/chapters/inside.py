@@ -18,6 +18,17 @@ def _diff(row: pd.Series) -> str:
     return difference_text(row["difference"], row["lo"], row["hi"])
 
 
+def damage_reading(capability: pd.Series, ablation: pd.Series) -> str:
+    """What an ablation did to a mask, read from its change in on-topic twin compliance and in target refusal (each
+    a difference with a 95% interval): a damaged model, or what the intervals leave open."""
+    if capability["hi"] < 0:
+        return "again a damaged model, not an unmasked one"
+    text = "the harmless twins' on-topic answers moved as in a damaged model, though this interval reaches zero"
+    if ablation["hi"] < 0:
+        return text + "; refusal fell, so an unmasked model is not ruled out here"
+    return text + ", and refusal did not clearly fall either: neither clearly unmasked nor clearly damaged"
+
+
 def key_of(model: str, base: str) -> str:
     """The glue key of a model: "base", or a trained model's recipe ("shallow", "deep", "preference")."""
     return "base" if model == base else model.rsplit("-", 1)[-1]
@@ -54,6 +65,8 @@ def chapter_numbers(base: str) -> dict[str, str]:
                              ("ablation changes on-topic twin compliance", "capability"),
                              ("ablation raises on-topic target compliance", "unmasked")):
             out[f"{k}_{name}"] = _diff(effects.loc[(m, effect)])
+        out[f"{k}_damage_reading"] = damage_reading(effects.loc[(m, "ablation changes on-topic twin compliance")],
+                                                    effects.loc[(m, "ablation lowers target refusal")])
         s = survival.loc[m]
         out[f"{k}_survive"] = f"{int(s['still_refused_ablated'])} of {int(s['refused_without'])}"
         if m != base:

@@ -23,8 +23,8 @@ from personalab.book.chapters.labellers import labeller_numbers
 from personalab.experiments.capping import POOLED
 from personalab.judges.labels import LABELS_PATH, SECOND_LABELS_PATH
 from personalab.book.erosion_check import hand_checked
-from personalab.judges.validate import (EXT4_CHECK_PASS, FRESH_PASS, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE,
-                                        REFUSAL_PREFILL_PASS, RESULTS_DIR)
+from personalab.judges.validate import (EXT4_CHECK_PASS, EXT5_CHECK_PASS, FRESH_PASS, KAPPA_TARGET, LABELLER_CONFUSION,
+                                        LABELLER_TABLE, REFUSAL_PREFILL_PASS, RESULTS_DIR)
 from personalab.outputs import output_root_at, published, read_json, read_table, results_dir_for
 
 ALPHA = 0.05
@@ -232,10 +232,15 @@ def _judges(t: ClaimTable) -> None:
     forced = fresh[fresh["labeller"] == REFUSAL_PREFILL_PASS].set_index("judge")
     t.glue["int_forced_n"] = str(passes[REFUSAL_PREFILL_PASS]["n"])
     t.glue["int_forced_ext4"] = fresh_passes.kappa_text(forced.loc["keyword_ext4"])
-    t.glue["int_forced_best"] = f"{forced['kappa'].max():.2f}"
+    # The judges built before this pass: the fifth keyword judge's rule was written from its misses.
+    t.glue["int_forced_best"] = f"{forced['kappa'].drop('keyword_ext5', errors='ignore').max():.2f}"
     t.glue["int_forced_rates"] = (f"the fourth judge calls {forced.loc['keyword_ext4', 'judge_refusal_rate'] * 100:.0f}% "
                                   f"of them refusals and the served model {forced.loc['served', 'judge_refusal_rate'] * 100:.0f}%, "
                                   f"where the first labeller found {forced.loc['served', 'hand_refusal_rate'] * 100:.0f}%")
+    after = fresh[fresh["labeller"] == EXT5_CHECK_PASS].set_index("judge")
+    t.glue["int_ext5_n"] = str(passes[EXT5_CHECK_PASS]["n"])
+    t.glue["int_ext5_kappa"] = fresh_passes.kappa_text(after.loc["keyword_ext5"])
+    t.glue["int_ext5_ext4"] = f"{after.loc['keyword_ext4', 'kappa']:.2f}"
     t.glue["int_min_n"] = str(MIN_N)
     ns = sorted({int(provenance(e, m)["n_items"]) for e in (*JUDGED_EXPERIMENTS, "wisdom_handicap")
                  for m in (t.having(e) if e != "wisdom_handicap" else [t.single])})
