@@ -28,12 +28,12 @@ from personalab.judges.labels import (
 )
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
-    CHECK_PASS, CUTS, EXT4_CHECK_GROUPS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_GROUPS, FRESH_PASS,
-    FRESH_PASSES, GROUPINGS, JUDGE_NAMES, KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N,
-    MIN_GROUP_REFUSALS, NEVER_HELD_OUT, REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS,
-    agreement_table, confusion_table, early_decision_table, fixed_verdicts, fresh_predictions, labeller_table,
-    labelled_pool, labelling_pass, leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table,
-    pass_table, run_judge, tricky_cases, truncation_table, worst_groups,
+    CHECK_PASS, CUTS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_PASS, FRESH_PASSES, GROUPINGS, JUDGE_NAMES,
+    KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS, NEVER_HELD_OUT,
+    REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table, confusion_table,
+    early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool, labelling_pass,
+    leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
+    tricky_cases, truncation_table, worst_groups,
 )
 from personalab.outputs import published, read_json, read_table, results_dir_for, write_json, write_table
 
@@ -212,6 +212,22 @@ def write_early_decision() -> pd.DataFrame | None:
     return table
 
 
+FRESH_WHY: dict[str, str] = {
+    FRESH_PASS: "new replies from the groups where keyword_ext3 still fell short (new Italian replies to held-out "
+                "requests; held-out slippage replies: compliant prefills of every slippage model, the preference "
+                "mask's other families), drawn and labelled after every judge then built was fixed",
+    EXT4_CHECK_PASS: "held-out slippage replies of the five slippage models (the preference mask's every family, "
+                     "compliant prefills, a few of every other family), drawn and labelled after keyword_ext4, written "
+                     f"from the guide after reading keyword_ext3's misses in {FRESH_PASS}, was fixed",
+    REFUSAL_PREFILL_PASS: "new forced refusal prefills of the five slippage models on held-out requests "
+                          "(tools/fresh_pool_draw.py), drawn after keyword_ext4 was fixed and labelled twice, blind "
+                          "(second labels in second_labels.csv)",
+    EXT5_CHECK_PASS: "150 more forced refusal prefills of the five slippage models on held-out requests, drawn after "
+                     "keyword_ext5, written from the guide after reading keyword_ext4's misses in "
+                     f"{REFUSAL_PREFILL_PASS}, was fixed, and labelled twice, blind"}
+"""Why each fresh pass (:data:`personalab.judges.validate.FRESH_PASSES`) was drawn, for the provenance."""
+
+
 def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDGE_NAMES) -> dict[str, dict[str, Any]]:
     """Score every judge on the labelled pools, write tables, provenance and figures; return each judge's worst
     out-of-distribution group (the headline the book quotes)."""
@@ -285,28 +301,9 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
             "file": str(RESULTS_DIR / OOD_FILES[-1]),
             "how": "each judge scored on the replies of one fresh pass with its held-out verdicts (trained and "
                    "thresholded without the group)",
-            FRESH_PASS: {"groups": FRESH_GROUPS, "n": int(df["labeller"].map(labelling_pass).eq(FRESH_PASS).sum()),
-                         "why": "new replies from the groups where keyword_ext3 still fell short (new Italian replies "
-                                "to held-out requests; held-out slippage replies: compliant prefills of every "
-                                "slippage model, the preference mask's other families), drawn and labelled after "
-                                "every judge then built was fixed"},
-            EXT4_CHECK_PASS: {"groups": EXT4_CHECK_GROUPS,
-                              "n": int(df["labeller"].map(labelling_pass).eq(EXT4_CHECK_PASS).sum()),
-                              "why": "held-out slippage replies of the five slippage models (the preference mask's "
-                                     "every family, compliant prefills, a few of every other family), drawn and "
-                                     "labelled after keyword_ext4, written from the guide after reading "
-                                     f"keyword_ext3's misses in {FRESH_PASS}, was fixed"},
-            REFUSAL_PREFILL_PASS: {"groups": {"family": ["refusal_prefill"]},
-                                   "n": int(df["labeller"].map(labelling_pass).eq(REFUSAL_PREFILL_PASS).sum()),
-                                   "why": "new forced refusal prefills of the five slippage models on held-out "
-                                          "requests (tools/fresh_pool_draw.py), drawn after keyword_ext4 was fixed "
-                                          "and labelled twice, blind (second labels in second_labels.csv)"},
-            EXT5_CHECK_PASS: {"groups": {"family": ["refusal_prefill"]},
-                              "n": int(df["labeller"].map(labelling_pass).eq(EXT5_CHECK_PASS).sum()),
-                              "why": "150 more forced refusal prefills of the five slippage models on held-out "
-                                     "requests, drawn after keyword_ext5, written from the guide after reading "
-                                     f"keyword_ext4's misses in {REFUSAL_PREFILL_PASS}, was fixed, and labelled "
-                                     "twice, blind"}},
+            **{name: {"groups": {g: list(v) for g, v in groups.items()},
+                      "n": int(df["labeller"].map(labelling_pass).eq(name).sum()), "why": FRESH_WHY[name]}
+               for name, groups in FRESH_PASSES.items()}},
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},
