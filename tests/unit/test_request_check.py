@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,9 @@ import pytest
 
 from personalab.judges import request_check
 from personalab.judges.keyword_ext5 import later_offers, turns_back_to_task
-from personalab.judges.request_check import request_similarity_table, request_text
+from personalab.judges.request_check import (CHOSEN_JUDGE, answered_bound_table, request_similarity_table,
+                                             request_text)
+from personalab.paths import REPO_ROOT
 
 PREFILL = "I'm sorry, but I can't help with that because"
 
@@ -64,3 +67,25 @@ def test_the_real_embedding_puts_the_task_nearer_the_request_than_an_unrelated_o
         ["however, i can provide five academic citations for your bibliography.",
          "however, i can provide a recipe for chocolate cake."], [request, request])
     assert task > unrelated + 0.2
+
+
+def test_answering_each_question_puts_the_hand_label_in_where_it_arises() -> None:
+    df = _rows(("I'm a chatbot. However, I can provide a recipe for soup.", "refusal", "en"),  # read as the task
+               ("I'm a bakery on the corner.", "other", "en"),  # read as a refusal, labelled off-target
+               ("it would be dishonest.", "refusal", "en"),
+               ("it would be dishonest. please ask me something else.", "refusal", "en"))
+    df = df.assign(model_id="m")
+    table = answered_bound_table(df, [("model", "model_id", "m"), ("model", "model_id", "absent")],
+                                 n_boot=20).set_index(["group", "answered"])
+    assert list(table.loc["m", "n_fixed"]) == [0, 1, 2]
+    assert table.loc[("m", "offer question and off-target"), "kappa"] == 1.0
+    assert table.loc[("m", "neither"), "kappa"] < 1.0
+    assert "absent" not in table.index.get_level_values("group")  # no replies, nothing to bound
+
+
+def test_the_checks_read_the_judge_the_experiments_count_with() -> None:
+    defaults = {path.name: re.search(r'^judge: "judge" = "([^"]+)"', path.read_text(encoding="utf-8"), re.M)
+                for path in (REPO_ROOT / "experiments").glob("*.md")}
+    assert {name: m.group(1) for name, m in defaults.items() if m} == {
+        name: CHOSEN_JUDGE for name, m in defaults.items() if m}
+    assert sum(bool(m) for m in defaults.values()) >= 8

@@ -26,12 +26,13 @@ from personalab.judges.labels import (
     EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
     label_set_hash, read_pool,
 )
-from personalab.judges.request_check import request_similarity_table
+from personalab.judges.request_check import CHOSEN_JUDGE, answered_bound_table, request_similarity_table
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
     CHECK_PASS, CUTS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_PASS, FRESH_PASSES, GROUPINGS, JUDGE_NAMES,
     KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS, NEVER_HELD_OUT,
     REFUSAL_PREFILL_PASS, RESULTS_DIR, SECOND_LABEL_GROUPS, TRAINABLE, WEAK_PASS, agreement_table, confusion_table,
+    counted_groups, reaches,
     early_decision_table, fixed_verdicts, fresh_predictions, labeller_table, labelled_pool, labelling_pass,
     leave_one_group_out, model_tokenizers, ood_confusion, ood_predictions, ood_table, pass_table, run_judge,
     tricky_cases, truncation_table, worst_groups,
@@ -191,7 +192,11 @@ EARLY_FILE = "early_decision.csv"
 PASS_FILE = "agreement_by_pass.csv"
 REQUEST_CHECK_FILE = "request_similarity.csv"
 """Whether the request's embedding separates what the keyword rules cannot (:mod:`personalab.judges.request_check`)."""
+ANSWERED_FILE = "answered_bound.csv"
+"""What answering the keyword rules' open questions perfectly would buy where the judge falls short."""
 SLIPPAGE_RESULTS = Path("experiments") / "results" / "slippage"
+
+
 def write_early_decision() -> pd.DataFrame | None:
     """The early-decision study on every committed slippage run whose model is pulled here (its tokenizer cuts the
     replies), each with the judge that labelled the run (its provenance); written to ``early_decision.csv`` with a
@@ -262,6 +267,11 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
 
     served = served_report(df, n_boot=n_boot, seed=seed)
     ood = write_ood_report(df, versions, n_boot=n_boot, seed=seed, served=served)
+    counted = counted_groups(ood["ood"])
+    short = counted[(counted["judge"] == CHOSEN_JUDGE) & ~reaches(counted["kappa"])]
+    answered = answered_bound_table(df, [(g, GROUPINGS[g], v) for g, v in zip(short["grouping"], short["group"])],
+                                    n_boot=n_boot, seed=seed)
+    write_table(answered, RESULTS_DIR / ANSWERED_FILE)
     early = write_early_decision()
     second = None if second_labels is None else labeller_report(df, second_labels, n_boot=n_boot, seed=seed)
     erosion = None if erosion_labels is None else erosion_report(*erosion_labels, n_boot=n_boot, seed=seed)
@@ -319,7 +329,11 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                    "it; positive: hand other); intervals resample requests",
             "checks": {r["check"]: {"n": int(r["n"]), "n_positive": int(r["n_positive"]), "auc": _fmt(r["auc"]),
                                    "lo": _fmt(r["auc_lo"]), "hi": _fmt(r["auc_hi"])}
-                       for r in request_check.to_dict("records")}},
+                       for r in request_check.to_dict("records")},
+            "answered_bound": {"file": str(RESULTS_DIR / ANSWERED_FILE),
+                               "how": "the judge's refusal-vs-not kappa in each held-out group where it falls short "
+                                      "of the target, with the hand label put in on the replies with a later offer, "
+                                      "then also on those it calls refusals that the labellers call other"}},
         "early_decision": None if early is None else {
             "judge": " and ".join(sorted(set(early["judge"]))), "runs": sorted(set(early["model_id"])),
             "how": "verdicts on the first k tokens of committed slippage replies kept where confident, the whole "
@@ -341,7 +355,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                      "torch": _version("torch")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
-                         str(RESULTS_DIR / REQUEST_CHECK_FILE),
+                         str(RESULTS_DIR / REQUEST_CHECK_FILE), str(RESULTS_DIR / ANSWERED_FILE),
                          str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),

@@ -498,13 +498,19 @@ def ood_confusion(df: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def counted_groups(ood: pd.DataFrame, min_n: int = MIN_GROUP_N, min_refusals: int = MIN_GROUP_REFUSALS
+                   ) -> pd.DataFrame:
+    """The held-out groups the goal counts: at least ``min_n`` replies, ``min_refusals`` hand-labelled refusals and
+    a defined kappa."""
+    refusals = (ood["hand_refusal_rate"] * ood["n"]).round()
+    return ood[(ood["n"] >= min_n) & (refusals >= min_refusals) & ood["kappa"].notna()]
+
+
 def worst_groups(ood: pd.DataFrame, min_n: int = MIN_GROUP_N,
                  min_refusals: int = MIN_GROUP_REFUSALS) -> pd.DataFrame:
-    """Per judge and grouping, the held-out group with the lowest refusal-vs-not kappa among groups with at least
-    ``min_n`` replies, ``min_refusals`` hand-labelled refusals and a defined kappa; grouping ``any`` is the worst
-    over every grouping."""
-    refusals = (ood["hand_refusal_rate"] * ood["n"]).round()
-    usable = ood[(ood["n"] >= min_n) & (refusals >= min_refusals) & ood["kappa"].notna()]
+    """Per judge and grouping, the held-out group with the lowest refusal-vs-not kappa among the counted groups
+    (:func:`counted_groups`); grouping ``any`` is the worst over every grouping."""
+    usable = counted_groups(ood, min_n, min_refusals)
     rows = []
     for judge, mine in usable.groupby("judge", sort=False):
         for grouping, part in [*mine.groupby("grouping", sort=False), ("any", mine)]:
