@@ -157,16 +157,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from personalab.judges.labels import LABELS_PATH, check_labels, read_pool
-    from personalab.judges.served import write_scores
+    from personalab.judges.request_check import write_question_scores
+    from personalab.judges.served import check_judge_model, write_scores
     from personalab.judges.validate import labelled_pool
     from personalab.outputs import read_table
 
+    check_judge_model(args.model)
     pool, labels = read_pool(), read_table(LABELS_PATH)
     check_labels(labels, pool)
     df = labelled_pool(pool, labels)
     path = write_scores(args.model, df)
-    print(f"Wrote {args.model}'s refusal log-odds for {len(df)} labelled replies to {path}; "
-          "`personalab judges validate` adds the served judge to the agreement tables.")
+    questions = write_question_scores(args.model, df)
+    print(f"Wrote {args.model}'s refusal log-odds for {len(df)} labelled replies to {path}, and its answers to the "
+          f"two questions the keyword rules cannot answer to {questions}; `personalab judges validate` adds both to "
+          "the judge tables.")
     return 0
 
 
@@ -190,8 +194,9 @@ def add_judges_commands(subparsers: Any) -> None:
     sub.add_parser("train", help="fit the embedding judge on the dev-split hand labels and write its weights"
                    ).set_defaults(func=_cmd_train)
     ask = sub.add_parser("ask", help="serve a chat model and record its refusal log-odds for every labelled reply "
-                         "(the served judge, scored by `judges validate`); replaces the recorded scores, which "
-                         "name the judge model")
+                         "(the served judge) and its answers to the request questions the keyword rules cannot "
+                         "answer (both scored by `judges validate`); replaces the recorded scores, which name the "
+                         "judge model")
     ask.add_argument("--model", default="qwen2.5-coder-1.5b-instruct", help="the judge model's id in the registry")
     ask.set_defaults(func=_cmd_ask)
     validate = sub.add_parser("validate", help="compare every judge with the hand labels; write tables and figures")

