@@ -86,8 +86,9 @@ def _reading(df: pd.DataFrame, judge: str, base_judge: str) -> pd.DataFrame:
         reply = row["reply"] if isinstance(row["reply"], str) else ""
         own = own_words(reply, prefill)
         declines = base.judge(reply, prefill=prefill).label == "refusal"
-        rows.append({"id": row["id"], "item": row["item"], "label": row["label"], "request": request_text(row["item"], row["language"]),
-                     "own": own, "pred": chosen.judge(reply, prefill=prefill).label,
+        rows.append({"id": row["id"], "item": row["item"], "label": row["label"],
+                     "request": request_text(row["item"], row["language"]), "own": own,
+                     "pred": chosen.judge(reply, prefill=prefill).label,
                      "offers": later_offers(_normalise(own)) if declines else []})
     return pd.DataFrame(rows, index=df.index, columns=["id", "item", "label", "request", "own", "pred", "offers"])
 
