@@ -34,7 +34,8 @@ def test_asks_both_questions_of_real_replies_and_reads_them_back(endpoint, tmp_p
     df = df[df["family"] == "refusal_prefill"]
     asked = request_check.question_requests(
         request_check._reading(df, request_check.CHOSEN_JUDGE, request_check.BASE_JUDGE))
-    ids = [*asked.loc[asked["check"] == "offer_is_task", "id"][:2], *asked.loc[asked["check"] == "off_target", "id"][:2]]
+    ids = [*asked.loc[asked["check"] == "offer_is_task", "id"][:2],
+           *asked.loc[asked["check"] == "off_target", "id"][:2]]
     path = request_check.write_question_scores(endpoint.spec.id, df[df["id"].isin(ids)], tmp_path / "q.csv",
                                                harness=Harness(endpoint, progress=False))
     table = request_check.read_question_scores(path)

@@ -254,5 +254,5 @@ def answered_bound_table(df: pd.DataFrame, groups: Sequence[tuple[str, str, str]
 
 
 __all__ = ["ANSWERED", "BASE_JUDGE", "CHECKS", "CHOSEN_JUDGE", "QUESTION_PROMPT_SHA256", "QUESTION_SCORES_PATH",
-           "SIMILARITY", "answered_bound_table", "question_requests", "read_question_scores", "request_similarity_table",
-           "request_text", "write_question_scores"]
+           "SIMILARITY", "answered_bound_table", "question_requests", "read_question_scores",
+           "request_similarity_table", "request_text", "write_question_scores"]
