@@ -30,7 +30,9 @@ from personalab.judges.request_check import (
     CHOSEN_JUDGE, QUESTION_PROMPT_SHA256, QUESTION_SCORES_PATH, answered_bound_table, read_question_scores,
     request_similarity_table,
 )
-from personalab.judges.served import SCORES_PATH, ranking_auc, read_scores, served_predictions, served_version
+from personalab.judges.served import (
+    SCORES_PATH, ranking_auc, read_scores, recorded_meta, served_predictions, served_version,
+)
 from personalab.judges.validate import (
     CHECK_PASS, CUTS, EXT4_CHECK_PASS, EXT5_CHECK_PASS, FIGURES_DIR, FRESH_PASS, FRESH_PASSES, GROUPINGS, JUDGE_NAMES,
     KAPPA_TARGET, LABELLER_CONFUSION, LABELLER_TABLE, MIN_GROUP_N, MIN_GROUP_REFUSALS, NEVER_HELD_OUT,
@@ -337,9 +339,7 @@ def write_report(n_boot: int = 2000, seed: int = 0, judges: Sequence[str] = JUDG
                 "hi": _fmt(r["auc_hi"])} for r in request_check.to_dict("records")},
             "served_questions": None if question_scores is None else {
                 "file": str(QUESTION_SCORES_PATH), "prompt_sha256": QUESTION_PROMPT_SHA256,
-                "judge_model": ", ".join(sorted(set(question_scores["judge_model"]))),
-                "weight_sha256": ", ".join(sorted(set(question_scores["judge_weight_sha256"].astype(str)))),
-                "vllm_version": ", ".join(sorted(set(question_scores["vllm_version"].astype(str)))),
+                **recorded_meta(question_scores),
                 "how": "the served model asked each question directly (four worked examples each, written for the "
                        "prompt); its log-odds of Yes ranks the replies"},
             "answered_bound": {"file": str(RESULTS_DIR / ANSWERED_FILE),

@@ -39,8 +39,9 @@ from personalab.judges.keyword import _normalise
 from personalab.judges.keyword_ext4 import KeywordExt4Judge
 from personalab.judges.keyword_ext5 import KeywordExt5Judge, later_offers
 from personalab.judges.labels import prefills
-from personalab.judges.served import SAMPLING, check_judge_model, log_odds, ranking_auc, served_generations
-from personalab.outputs import published, write_table
+from personalab.judges.served import (SAMPLING, check_judge_model, log_odds, ranking_auc, read_recorded,
+                                      served_generations)
+from personalab.outputs import write_table
 from personalab.prompts import get_item
 
 CHOSEN_JUDGE = KeywordExt5Judge.name
@@ -177,13 +178,7 @@ def write_question_scores(judge_model: str, df: pd.DataFrame, path: Path | str =
 
 def read_question_scores(path: Path | str = QUESTION_SCORES_PATH) -> pd.DataFrame | None:
     """The recorded question scores, or None when there are none or they came from another prompt."""
-    path = published(path)
-    if not path.exists():
-        return None
-    table = pd.read_csv(path, dtype={"id": str})
-    if table.empty or set(table["prompt_sha256"]) != {QUESTION_PROMPT_SHA256}:
-        return None
-    return table
+    return read_recorded(path, QUESTION_PROMPT_SHA256)
 
 
 SIMILARITY = "MiniLM similarity"

@@ -137,21 +137,35 @@ def verdicts(scores: np.ndarray, threshold: float) -> list[Verdict]:
     return out
 
 
-def read_scores(df: pd.DataFrame, path: Path | str = SCORES_PATH) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """The recorded scores for ``df``'s rows in order, with the judge model and prompt they came from; None when the
-    file is missing, was made with another prompt, or lacks some labelled row (then ``personalab judges ask``)."""
+def read_recorded(path: Path | str, prompt_sha256: str) -> pd.DataFrame | None:
+    """A table of recorded served answers (``id``, ``prompt_sha256``, ``log_odds``, ...); None when the file is
+    missing or empty or was made with another prompt than ``prompt_sha256``."""
     path = published(path)
     if not path.exists():
         return None
     table = pd.read_csv(path, dtype={"id": str})
-    if table.empty or set(table["prompt_sha256"]) != {PROMPT_SHA256}:
+    if table.empty or set(table["prompt_sha256"]) != {prompt_sha256}:
+        return None
+    return table
+
+
+def recorded_meta(table: pd.DataFrame) -> dict[str, str]:
+    """Which judge model, weights and vLLM version a recorded table came from (values joined if several)."""
+    return {key: ", ".join(sorted(set(table[column].astype(str)))) for key, column in
+            (("judge_model", "judge_model"), ("weight_sha256", "judge_weight_sha256"),
+             ("vllm_version", "vllm_version"))}
+
+
+def read_scores(df: pd.DataFrame, path: Path | str = SCORES_PATH) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The recorded scores for ``df``'s rows in order, with the judge model and prompt they came from; None when the
+    file is missing, was made with another prompt, or lacks some labelled row (then ``personalab judges ask``)."""
+    table = read_recorded(path, PROMPT_SHA256)
+    if table is None:
         return None
     by_id = dict(zip(table["id"], table["log_odds"]))
     if not set(df["id"]) <= set(by_id):
         return None
-    meta = {key: ", ".join(sorted(set(table[column].astype(str)))) for key, column in
-            (("judge_model", "judge_model"), ("weight_sha256", "judge_weight_sha256"), ("vllm_version", "vllm_version"))}
-    return np.array([by_id[i] for i in df["id"]], dtype=float), {**meta, "prompt_sha256": PROMPT_SHA256}
+    return np.array([by_id[i] for i in df["id"]], dtype=float), {**recorded_meta(table), "prompt_sha256": PROMPT_SHA256}
 
 
 def ranking_auc(scores: np.ndarray, is_refusal: np.ndarray, items: Sequence[str], n_boot: int = 2000,
